@@ -1,0 +1,1 @@
+"""PneumoNet dashboard: Streamlit pages over `pneumonet_core`, reached through `services`."""

@@ -1,0 +1,150 @@
+"""Shared page furniture: the page list, styles, error guard and the intended-use note.
+
+Only Streamlit and the standard library are imported here, so the Home page stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import services
+
+LOGGER = logging.getLogger("pneumonet.dashboard")
+VIEWS_DIR = Path(__file__).resolve().parent / "views"
+
+PAGE_FILES = {
+    "home": "views/home.py",
+    "predict": "views/predict.py",
+    "evaluate": "views/evaluate.py",
+    "train": "views/train.py",
+    "runs": "views/runs.py",
+}
+
+
+def pages() -> dict[str, st.Page]:
+    """Build the dashboard's pages (called on every run, as `st.Page` needs a running script).
+
+    Returns:
+        The pages by short name: home, predict, evaluate, train, runs.
+    """
+    return {
+        "home": st.Page(VIEWS_DIR / "home.py", title="Home", icon=":material/home:", default=True),
+        "predict": st.Page(VIEWS_DIR / "predict.py", title="Predict", icon=":material/radiology:"),
+        "evaluate": st.Page(
+            VIEWS_DIR / "evaluate.py", title="Evaluate", icon=":material/analytics:"
+        ),
+        "train": st.Page(VIEWS_DIR / "train.py", title="Train", icon=":material/model_training:"),
+        "runs": st.Page(VIEWS_DIR / "runs.py", title="Runs", icon=":material/table_view:"),
+    }
+
+
+_STYLES = """
+<style>
+  /* Legible when projected: larger body text, tables and metric values. */
+  [data-testid="stMetricValue"] { font-size: 2.1rem; }
+  [data-testid="stMetricLabel"] p { font-size: 1.05rem; }
+  [data-testid="stDataFrame"] { font-size: 1rem; }
+  .pneumonet-note { font-size: 0.95rem; color: #3d5361; }
+</style>
+"""
+
+
+def apply_styles() -> None:
+    """Add the small amount of CSS the dashboard needs."""
+    st.html(_STYLES)
+
+
+@contextlib.contextmanager
+def guard(action: str) -> Iterator[None]:
+    """Show a plain error instead of a traceback when the wrapped block fails.
+
+    Args:
+        action: What was being attempted, phrased to follow "Could not", e.g. "load the model".
+
+    Yields:
+        Nothing; the wrapped block runs inside.
+    """
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001  (a clinician must never see a traceback)
+        LOGGER.exception("Could not %s", action)
+        st.error(f"Could not {action}. {services.describe_error(error)}", icon=":material/error:")
+
+
+def intended_use_note() -> None:
+    """Show the intended-use statement next to a result."""
+    st.caption(f":material/info: {services.intended_use()}")
+
+
+def sidebar_footer() -> None:
+    """Show the running training job (if any) and the intended use in the sidebar."""
+    with st.sidebar:
+        try:
+            job = services.job_summary()
+        except Exception:  # noqa: BLE001
+            job = None
+        if job is not None and job.is_active:
+            st.info(f"Training running: **{job.run_name}** ({job.state})", icon=":material/sync:")
+        st.caption(services.intended_use())
+
+
+METRIC_LABELS = {
+    "accuracy": "Accuracy",
+    "roc_auc": "ROC AUC",
+    "auc": "ROC AUC",
+    "pr_auc": "PR AUC",
+    "sensitivity": "Sensitivity",
+    "specificity": "Specificity",
+    "precision": "Precision",
+    "f1": "F1",
+    "loss": "Loss",
+}
+
+
+def format_metric(value: float) -> str:
+    """Format a metric value for display (NaN shown as a dash)."""
+    if value != value:  # NaN
+        return "–"
+    return f"{value:.3f}"
+
+
+def model_summary_block(summary: services.ModelSummary) -> None:
+    """Show a model's name, date, input size, threshold and validation metrics.
+
+    Args:
+        summary: The model as described by `services.model_summary`.
+    """
+    columns = st.columns(4)
+    columns[0].metric("Model", summary.name)
+    columns[1].metric("Input size", f"{summary.image_size} px")
+    columns[2].metric("Threshold", f"{summary.threshold:.2f}")
+    columns[3].metric("Architecture", summary.architecture)
+    st.caption(f"Created {summary.created_at} · source: {summary.source} · `{summary.path}`")
+    shown = {key: value for key, value in summary.metrics.items() if key in METRIC_LABELS}
+    if shown:
+        st.markdown("**Validation metrics**")
+        metric_columns = st.columns(min(len(shown), 6))
+        for index, (key, value) in enumerate(list(shown.items())[:6]):
+            metric_columns[index].metric(METRIC_LABELS[key], format_metric(value))
+    else:
+        st.caption("No validation metrics recorded for this model.")
+
+
+def dataset_block(dataset: services.DatasetSummary) -> None:
+    """Show a scanned dataset: its folder, image counts and problems.
+
+    Args:
+        dataset: The scan from `services.scan_dataset`.
+    """
+    st.caption(f"Folder: `{dataset.root}`")
+    if dataset.total:
+        st.dataframe(dataset.counts, width="content")
+    for problem in dataset.problems:
+        st.warning(problem, icon=":material/warning:")
+    if not dataset.total:
+        st.info("No images found. Expected `NORMAL/` and `PNEUMONIA/` folders (per split).")

@@ -1,0 +1,5 @@
+"""Evaluate page (under construction)."""
+
+import streamlit as st
+
+st.title("Evaluate")

@@ -1,0 +1,5 @@
+"""Predict page (under construction)."""
+
+import streamlit as st
+
+st.title("Predict")

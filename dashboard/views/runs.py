@@ -1,0 +1,5 @@
+"""Runs page (under construction)."""
+
+import streamlit as st
+
+st.title("Runs")

@@ -1,0 +1,5 @@
+"""Train page (under construction)."""
+
+import streamlit as st
+
+st.title("Train")
