@@ -1,0 +1,113 @@
+"""CNN architectures, built with the Keras 3 Functional API.
+
+Every architecture takes a (image_size, image_size, 1) grayscale input in [0, 1] and ends in
+one sigmoid unit: the probability of PNEUMONIA. The layer named `GRADCAM_LAYER` is the last
+spatial feature map, the one Grad-CAM explains.
+"""
+
+from __future__ import annotations
+
+from pneumonet_core.preprocessing import check_image_size
+
+GRADCAM_LAYER = "last_conv"
+
+
+def build_seed_model(image_size: int = 150, dropout_rate: float = 0.5):
+    """The original PneumoNet CNN: three conv + max-pool blocks, dense 128, sigmoid."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(image_size, image_size, 1), name="image")
+    x = inputs
+    for block, filters in enumerate((32, 64, 128), start=1):
+        name = GRADCAM_LAYER if block == 3 else f"conv{block}"
+        x = layers.Conv2D(filters, 3, activation="relu", name=name)(x)
+        x = layers.MaxPooling2D(2, name=f"pool{block}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="dense")(x)
+    x = layers.Dropout(dropout_rate, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="pneumonia_probability")(x)
+    return keras.Model(inputs, outputs, name="seed")
+
+
+def _residual_block(x, filters: int, block: int):
+    """Two separable conv + batch-norm + ReLU layers, max-pool, and a strided 1x1 shortcut."""
+    from keras import layers
+
+    shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", name=f"block{block}_skip")(x)
+    for index in (1, 2):
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
+                                   name=f"block{block}_sepconv{index}")(x)
+        x = layers.BatchNormalization(name=f"block{block}_bn{index}")(x)
+        x = layers.Activation("relu", name=f"block{block}_relu{index}")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"block{block}_pool")(x)
+    return layers.Add(name=f"block{block}_add")([x, shortcut])
+
+
+def build_pneumonet_model(
+    image_size: int = 192, dropout_rate: float = 0.3, widths: tuple[int, ...] = (32, 64, 128, 256)
+):
+    """PneumoNet's improved CNN: a small residual separable-convolution network.
+
+    A strided stem, residual separable blocks with batch normalisation, a final 1x1 feature
+    map, global average pooling and dropout (after the keras.io Xception-style example).
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(image_size, image_size, 1), name="image")
+    x = layers.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False, name="stem_conv")(
+        inputs
+    )
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.Activation("relu", name="stem_relu")(x)
+    for block, filters in enumerate(widths, start=1):
+        x = _residual_block(x, filters, block)
+    x = layers.SeparableConv2D(widths[-1] * 2, 3, padding="same", use_bias=False,
+                               name="head_sepconv")(x)
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.Activation("relu", name=GRADCAM_LAYER)(x)
+    x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    x = layers.Dropout(dropout_rate, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="pneumonia_probability")(x)
+    return keras.Model(inputs, outputs, name="pneumonet")
+
+
+ARCHITECTURES = {
+    "seed": {"builder": build_seed_model, "image_size": 150, "dropout_rate": 0.5},
+    "pneumonet": {"builder": build_pneumonet_model, "image_size": 192, "dropout_rate": 0.3},
+}
+
+
+def default_image_size(architecture: str) -> int:
+    """The input size an architecture is designed for."""
+    return _spec(architecture)["image_size"]
+
+
+def _spec(architecture: str) -> dict:
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}"
+        )
+    return ARCHITECTURES[architecture]
+
+
+def build_model(
+    architecture: str = "seed", image_size: int | None = None, dropout_rate: float | None = None
+):
+    """Build an untrained model by architecture name.
+
+    Args:
+        architecture: A key of `ARCHITECTURES` ("seed" or "pneumonet").
+        image_size: Square input side in pixels (default: the architecture's own).
+        dropout_rate: Dropout before the output, in [0, 1).
+
+    Returns:
+        An uncompiled keras.Model mapping (batch, S, S, 1) in [0, 1] to (batch, 1) probabilities.
+    """
+    spec = _spec(architecture)
+    image_size = check_image_size(image_size or spec["image_size"])
+    dropout_rate = spec["dropout_rate"] if dropout_rate is None else dropout_rate
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+    return spec["builder"](image_size=image_size, dropout_rate=dropout_rate)

@@ -1,0 +1,369 @@
+"""Training: Adam + binary cross-entropy, best-epoch checkpoint, MLflow tracking.
+
+`train(config)` runs in the calling process; `jobs.start_training_job` runs it in a background
+process. Another process can ask a run to stop by creating its stop file: the run ends after
+the current batch and keeps its best model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pneumonet_core import config as paths
+from pneumonet_core import evaluate
+from pneumonet_core.augment import AugmentationConfig
+from pneumonet_core.data import (
+    class_weights,
+    data_fingerprint,
+    load_images,
+    make_dataset,
+    scan_dataset,
+    split_by_patient,
+    stratified_subset,
+)
+from pneumonet_core.model import build_model, default_image_size
+from pneumonet_core.modelio import ModelMetadata, save_model
+
+MONITORS = {"val_auc": "max", "val_loss": "min"}
+LR_SCHEDULES = ("constant", "cosine")
+CLASS_BALANCING = ("weights", "none")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (logged as MLflow parameters).
+
+    Attributes:
+        data_dir: Dataset root holding `train/` (default: `config.data_root()`).
+        architecture: "seed" or "pneumonet".
+        epochs: Maximum number of epochs.
+        image_size: Square input side (default: the architecture's own).
+        batch_size: Images per batch.
+        learning_rate: Adam's (peak) learning rate.
+        lr_schedule: "constant" or "cosine" (cosine decay over all epochs).
+        seed: Seed for the split, initial weights, shuffling and augmentation.
+        val_fraction: Share of `train/` patients held out for validation.
+        augmentation: Training-time augmentation.
+        class_balancing: "weights" (balanced class weights) or "none".
+        label_smoothing: Binary cross-entropy label smoothing in [0, 0.5).
+        dropout_rate: Dropout before the output (default: the architecture's own).
+        monitor: "val_auc" or "val_loss": which epoch is kept as best.
+        early_stopping_patience: Stop after this many epochs without improvement (0: never).
+        threshold_policy: "youden", "sensitivity:X" (highest threshold with sensitivity >= X)
+            or "fixed:X", applied to the validation predictions of the best epoch.
+        subset_per_class: Use at most this many `train/` images per class (quick runs).
+        on_error: "skip" or "raise" for unreadable training images.
+        out: Where the best model is written (default: `<PNEUMONET_HOME>/models/<run>.keras`).
+        run_name: MLflow run name.
+    """
+
+    data_dir: str | None = None
+    architecture: str = "seed"
+    epochs: int = 10
+    image_size: int | None = None
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    seed: int = 42
+    val_fraction: float = 0.2
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    class_balancing: str = "weights"
+    label_smoothing: float = 0.0
+    dropout_rate: float | None = None
+    monitor: str = "val_auc"
+    early_stopping_patience: int = 0
+    threshold_policy: str = "youden"
+    subset_per_class: int | None = None
+    on_error: str = "skip"
+    out: str | None = None
+    run_name: str | None = None
+
+    def __post_init__(self):
+        if isinstance(self.augmentation, dict):
+            self.augmentation = AugmentationConfig(**self.augmentation)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad setting."""
+        checks = [
+            (self.epochs >= 1, "epochs", "at least 1"),
+            (self.batch_size >= 1, "batch_size", "at least 1"),
+            (0 < self.learning_rate < 1, "learning_rate", "in (0, 1)"),
+            (self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}"),
+            (self.monitor in MONITORS, "monitor", f"one of {tuple(MONITORS)}"),
+            (self.class_balancing in CLASS_BALANCING, "class_balancing",
+             f"one of {CLASS_BALANCING}"),
+            (0 <= self.label_smoothing < 0.5, "label_smoothing", "in [0, 0.5)"),
+            (self.early_stopping_patience >= 0, "early_stopping_patience", "0 or more"),
+            (self.on_error in ("skip", "raise"), "on_error", "'skip' or 'raise'"),
+            (self.subset_per_class is None or self.subset_per_class >= 2, "subset_per_class",
+             "at least 2"),
+        ]
+        for ok, name, expected in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+        parse_threshold_policy(self.threshold_policy)
+        if self.out is not None and not str(self.out).endswith(".keras"):
+            raise ValueError(f"out must be a .keras file, got {self.out!r}")
+
+    def resolved_image_size(self) -> int:
+        return self.image_size or default_image_size(self.architecture)
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["augmentation"] = self.augmentation.to_dict()
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        return cls(**values)
+
+
+def parse_threshold_policy(policy: str) -> tuple[str, float | None]:
+    """Split "sensitivity:0.97" into ("sensitivity", 0.97); "youden" into ("youden", None)."""
+    name, _, value = str(policy).partition(":")
+    if name == "youden" and not value:
+        return name, None
+    if name in ("sensitivity", "fixed") and value:
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if 0.0 <= number <= 1.0:
+            return name, number
+    raise ValueError(
+        f"threshold_policy must be 'youden', 'sensitivity:X' or 'fixed:X' with X in [0, 1], "
+        f"got {policy!r}"
+    )
+
+
+def choose_threshold(y_true, y_score, policy: str) -> float:
+    """Apply a threshold policy to validation labels and scores."""
+    name, value = parse_threshold_policy(policy)
+    if name == "fixed":
+        return float(value)
+    if name == "sensitivity":
+        return evaluate.threshold_for_sensitivity(y_true, y_score, min_sensitivity=value)
+    return evaluate.youden_threshold(y_true, y_score)
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run produced."""
+
+    run_id: str
+    model_path: str
+    best_epoch: int
+    epochs_run: int
+    stopped_by_user: bool
+    threshold: float
+    val_metrics: dict
+    duration_s: float
+
+
+@dataclass
+class PreparedData:
+    """Decoded training and validation images with their file lists."""
+
+    train_frame: pd.DataFrame
+    val_frame: pd.DataFrame
+    train_images: np.ndarray
+    val_images: np.ndarray
+    skipped: list[tuple[str, str]]
+    fingerprint: str
+
+
+def prepare_data(train_config: TrainConfig) -> PreparedData:
+    """Scan `train/`, split it by patient, and decode both parts (unreadable files handled)."""
+    scan = scan_dataset(train_config.data_dir or paths.data_root())
+    frame = scan.split("train")
+    if frame.empty:
+        raise ValueError(f"{scan.root} has no train/ images; problems: {scan.problems}")
+    if train_config.subset_per_class:
+        frame = stratified_subset(
+            frame, per_class=train_config.subset_per_class, seed=train_config.seed
+        )
+    train_frame, val_frame = split_by_patient(
+        frame, val_fraction=train_config.val_fraction, seed=train_config.seed
+    )
+    size = train_config.resolved_image_size()
+    train_loaded = load_images(train_frame["path"], size, on_error=train_config.on_error)
+    val_loaded = load_images(val_frame["path"], size, on_error=train_config.on_error)
+    train_frame = train_frame[train_loaded.kept].reset_index(drop=True)
+    val_frame = val_frame[val_loaded.kept].reset_index(drop=True)
+    return PreparedData(
+        train_frame=train_frame,
+        val_frame=val_frame,
+        train_images=train_loaded.images,
+        val_images=val_loaded.images,
+        skipped=train_loaded.errors + val_loaded.errors,
+        fingerprint=data_fingerprint(frame["path"]),
+    )
+
+
+def _compile(model, train_config: TrainConfig, steps_per_epoch: int) -> None:
+    import keras
+
+    learning_rate = train_config.learning_rate
+    if train_config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=max(1, train_config.epochs * steps_per_epoch), alpha=0.02
+        )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=train_config.label_smoothing),
+        metrics=[
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.AUC(name="auc"),
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+        ],
+    )
+
+
+def train(
+    train_config: TrainConfig,
+    *,
+    stop_file: str | os.PathLike | None = None,
+    status_file: str | os.PathLike | None = None,
+    verbose: int = 1,
+) -> TrainResult:
+    """Train a model, record the run in MLflow, and write the best epoch's model.
+
+    Args:
+        train_config: The run's settings.
+        stop_file: If this file appears, training ends after the current batch.
+        status_file: JSON progress (epoch, batch, run id) is written here for other processes.
+        verbose: Keras progress output (1: progress bar, 2: one line per epoch, 0: silent).
+
+    Returns:
+        A TrainResult; the model file holds the chosen threshold and validation metrics.
+    """
+    import keras
+
+    from pneumonet_core import tracking
+    from pneumonet_core.augment import build_augmentation
+    from pneumonet_core.callbacks import BestModelCheckpoint, MlflowEpochLogger, ProgressReporter
+
+    started = time.monotonic()
+    keras.utils.set_random_seed(train_config.seed)
+    data = prepare_data(train_config)
+    augmentation = build_augmentation(train_config.augmentation, seed=train_config.seed)
+    train_labels = data.train_frame["label_index"].to_numpy()
+    val_labels = data.val_frame["label_index"].to_numpy()
+    train_dataset = make_dataset(
+        data.train_images, train_labels, batch_size=train_config.batch_size, training=True,
+        augmentation=augmentation, seed=train_config.seed,
+    )
+    val_dataset = make_dataset(data.val_images, val_labels, batch_size=train_config.batch_size)
+    model = build_model(
+        train_config.architecture, train_config.resolved_image_size(), train_config.dropout_rate
+    )
+    _compile(model, train_config, steps_per_epoch=len(train_dataset))
+
+    mlflow = tracking.configure()
+    experiment_id = tracking.ensure_experiment()
+    with mlflow.start_run(experiment_id=experiment_id, run_name=train_config.run_name) as run:
+        run_id = run.info.run_id
+        out = Path(train_config.out or paths.state_dir() / "models" / f"{run_id}.keras")
+        _log_run_start(mlflow, train_config, data, model)
+        metadata = ModelMetadata(
+            architecture=train_config.architecture,
+            image_size=train_config.resolved_image_size(),
+            training_data_fingerprint=data.fingerprint,
+            run_id=run_id,
+            training=train_config.to_dict(),
+        )
+        checkpoint = BestModelCheckpoint(out, metadata, monitor=train_config.monitor,
+                                         mode=MONITORS[train_config.monitor])
+        reporter = ProgressReporter(status_file, stop_file, run_id=run_id,
+                                    epochs=train_config.epochs, batches=len(train_dataset))
+        callbacks = [MlflowEpochLogger(mlflow), checkpoint, reporter]
+        if train_config.early_stopping_patience:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor=train_config.monitor, mode=MONITORS[train_config.monitor],
+                patience=train_config.early_stopping_patience,
+            ))
+        weights = (class_weights(train_labels) if train_config.class_balancing == "weights"
+                   else None)
+        history = model.fit(
+            train_dataset, validation_data=val_dataset, epochs=train_config.epochs,
+            class_weight=weights, callbacks=callbacks, verbose=verbose, shuffle=False,
+        )
+        if checkpoint.best_epoch is None:
+            raise RuntimeError("training stopped before the first epoch finished: no model saved")
+        model.set_weights(checkpoint.best_weights)
+        val_scores = model.predict(val_dataset, verbose=0).ravel()
+        threshold = choose_threshold(val_labels, val_scores, train_config.threshold_policy)
+        val_metrics = evaluate.binary_metrics(val_labels, val_scores, threshold=threshold)
+        metadata.threshold = threshold
+        metadata.metrics = {"validation": val_metrics, "best_epoch": checkpoint.best_epoch + 1}
+        save_model(model, out, metadata)
+        duration = time.monotonic() - started
+        _log_run_end(mlflow, out, data.val_frame, val_labels, val_scores, val_metrics,
+                     reporter.stop_requested, duration)
+    return TrainResult(
+        run_id=run_id,
+        model_path=str(out),
+        best_epoch=checkpoint.best_epoch + 1,
+        epochs_run=len(history.history.get("loss", [])),
+        stopped_by_user=reporter.stop_requested,
+        threshold=threshold,
+        val_metrics=val_metrics,
+        duration_s=duration,
+    )
+
+
+def _log_run_start(mlflow, train_config: TrainConfig, data: PreparedData, model) -> None:
+    params = train_config.to_dict()
+    augmentation = params.pop("augmentation")
+    params.update({f"augmentation.{key}": value for key, value in augmentation.items()})
+    params.update({
+        "image_size": train_config.resolved_image_size(),
+        "train_images": len(data.train_frame),
+        "val_images": len(data.val_frame),
+        "train_patients": data.train_frame["patient_id"].nunique(),
+        "val_patients": data.val_frame["patient_id"].nunique(),
+        "skipped_images": len(data.skipped),
+        "parameters": model.count_params(),
+        "data_fingerprint": data.fingerprint,
+    })
+    mlflow.log_params(params)
+    mlflow.set_tags({"pneumonet.architecture": train_config.architecture,
+                     "pneumonet.kind": "training"})
+    if data.skipped:
+        mlflow.log_dict({"skipped": [list(item) for item in data.skipped]}, "skipped_images.json")
+
+
+def _log_run_end(mlflow, model_path: Path, val_frame, y_true, y_score, val_metrics, stopped,
+                 duration) -> None:
+    threshold = val_metrics["threshold"]
+    predictions = pd.DataFrame({
+        "file": val_frame["path"].map(lambda p: Path(p).name),
+        "path": val_frame["path"],
+        "patient_id": val_frame["patient_id"],
+        "label": y_true,
+        "probability": y_score,
+        "predicted": (y_score >= threshold).astype(int),
+    })
+    with tempfile.TemporaryDirectory() as folder:
+        predictions_path = Path(folder) / "predictions.csv"
+        predictions.to_csv(predictions_path, index=False)
+        mlflow.log_artifact(str(predictions_path))
+    mlflow.log_dict(json.loads(json.dumps(val_metrics)), "metrics.json")
+    mlflow.log_dict(val_metrics["confusion_matrix"], "confusion_matrix.json")
+    mlflow.log_artifact(str(model_path), artifact_path="model")
+    final = {f"final_val_{key}": value for key, value in val_metrics.items()
+             if isinstance(value, float) and np.isfinite(value)}
+    final["duration_s"] = duration
+    mlflow.log_metrics(final)
+    mlflow.set_tags({"pneumonet.model_path": str(model_path),
+                     "pneumonet.stopped_by_user": str(bool(stopped)).lower()})
