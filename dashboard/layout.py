@@ -89,7 +89,10 @@ def sidebar_footer() -> None:
         except Exception:  # noqa: BLE001
             job = None
         if job is not None and job.is_active:
-            st.info(f"Training running: **{job.run_name}** ({job.state})", icon=":material/sync:")
+            st.info(
+                f"Training {job.state}: **{job.run_name}**, epoch {job.epoch}/{job.epochs}",
+                icon=":material/sync:",
+            )
         st.caption(services.intended_use())
 
 
@@ -148,3 +151,28 @@ def dataset_block(dataset: services.DatasetSummary) -> None:
         st.warning(problem, icon=":material/warning:")
     if not dataset.total:
         st.info("No images found. Expected `NORMAL/` and `PNEUMONIA/` folders (per split).")
+
+
+def probability_block(prediction: services.ImagePrediction) -> None:
+    """Show a probability against its operating threshold, and the resulting label.
+
+    Args:
+        prediction: A successful prediction.
+    """
+    from dashboard import charts
+
+    is_positive = prediction.label == "PNEUMONIA"
+    colour = "red" if is_positive else "green"
+    st.markdown(f"### :{colour}-background[{prediction.label}]")
+    st.metric(
+        "Probability of pneumonia",
+        f"{prediction.probability:.1%}",
+        delta=f"{prediction.probability - prediction.threshold:+.1%} vs threshold "
+        f"{prediction.threshold:.0%}",
+        delta_color="inverse",
+    )
+    st.plotly_chart(
+        charts.probability_bar(prediction.probability, prediction.threshold),
+        config=charts.PLOTLY_CONFIG,
+        width="stretch",
+    )

@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -166,7 +168,7 @@ def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelS
     path = Path(path_text)
     metadata = _metadata_dict(modelio.read_metadata(path))
     card = _read_model_card(path)
-    metrics = _card_metrics(card) or _numeric_metrics(metadata.get("metrics"))
+    metrics = _card_metrics(card) or _card_metrics({"metrics": metadata.get("metrics")})
     shown = ("architecture", "image_size", "threshold", "created_at", "metrics", "class_names")
     details = {key: value for key, value in metadata.items() if key not in shown}
     return ModelSummary(
@@ -265,8 +267,12 @@ def scan_dataset(root: str) -> DatasetSummary:
 
 
 # ----------------------------------------------------------------------------------------------
-# Training job
+# Training job (runs in a background process; its state lives in the job status file)
 # ----------------------------------------------------------------------------------------------
+
+IMAGE_SIZES = [64, 96, 128, 150, 192, 224, 256]
+BATCH_SIZES = [8, 16, 32, 64]
+LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,69 +280,432 @@ class JobSummary:
     """The background training job as the pages show it.
 
     Attributes:
-        state: The job state, e.g. "starting", "running", "stopping", "finished", "failed".
+        state: "starting", "running", "stopping", "finished", "stopped" or "failed".
         is_active: Whether the job is still running (or about to).
+        job_id: The job's identifier.
         run_id: The MLflow run id, once known.
         run_name: A short display name for the run.
         epoch: The current epoch (1-based) or 0 before the first.
         epochs: The number of epochs planned.
         batch: The current batch within the epoch.
         batches: Batches per epoch.
+        progress: Fraction of all batches done, in [0, 1].
         elapsed_seconds: Seconds since the job started.
         eta_seconds: Estimated seconds left, or None when unknown.
         error: The error message of a failed run.
         model_path: The trained model file, once saved.
-        raw: Every field of the core's status, for details.
+        settings: The training settings of the job.
     """
 
     state: str
     is_active: bool
+    job_id: str
     run_id: str | None
     run_name: str
     epoch: int
     epochs: int
     batch: int
     batches: int
+    progress: float
     elapsed_seconds: float
     eta_seconds: float | None
     error: str | None
     model_path: str | None
-    raw: dict[str, Any]
+    settings: dict[str, Any]
+
+
+def training_defaults() -> dict[str, Any]:
+    """Default training settings (from `TrainConfig`), without importing TensorFlow.
+
+    Returns:
+        Setting name to default value.
+    """
+    from pneumonet_core.train import TrainConfig
+
+    return TrainConfig().to_dict()
+
+
+def architectures() -> list[str]:
+    """The architecture names the core can build."""
+    from pneumonet_core import model
+
+    return sorted(model.ARCHITECTURES)
+
+
+def default_image_size(architecture: str) -> int:
+    """The input size an architecture is designed for."""
+    from pneumonet_core import model
+
+    return int(model.default_image_size(architecture))
 
 
 def job_summary() -> JobSummary | None:
     """The current (or last) training job, read from the job status file.
 
     Returns:
-        The job, or None when no job has ever run.
+        The job, or None when no job has ever run here.
     """
-    try:
-        from pneumonet_core import jobs
-    except ImportError:
-        return None
+    from pneumonet_core import jobs
+
     status = jobs.read_job_status()
     if status is None:
         return None
-    return _job_summary_from_status(_metadata_dict(status))
-
-
-def _job_summary_from_status(raw: dict[str, Any]) -> JobSummary:
-    state = str(raw.get("state") or raw.get("status") or "unknown")
+    settings = dict(status.config or {})
     return JobSummary(
-        state=state,
-        is_active=state in ACTIVE_JOB_STATES,
-        run_id=raw.get("run_id"),
-        run_name=str(raw.get("run_name") or raw.get("run_id") or "training run"),
-        epoch=int(raw.get("epoch") or 0),
-        epochs=int(raw.get("epochs") or 0),
-        batch=int(raw.get("batch") or 0),
-        batches=int(raw.get("batches") or raw.get("steps_per_epoch") or 0),
-        elapsed_seconds=float(raw.get("elapsed_seconds") or 0.0),
-        eta_seconds=raw.get("eta_seconds"),
-        error=raw.get("error"),
-        model_path=raw.get("model_path"),
-        raw=raw,
+        state=status.state,
+        is_active=bool(status.is_active),
+        job_id=status.job_id,
+        run_id=status.run_id,
+        run_name=str(settings.get("run_name") or status.run_id or status.job_id or "training"),
+        epoch=int(status.epoch or 0),
+        epochs=int(status.epochs or 0),
+        batch=int(status.batch or 0),
+        batches=int(status.batches or 0),
+        progress=float(status.progress),
+        elapsed_seconds=float(status.elapsed_s),
+        eta_seconds=status.eta_s,
+        error=status.error,
+        model_path=status.model_path,
+        settings=settings,
     )
 
 
-ACTIVE_JOB_STATES = ("starting", "running", "stopping", "queued", "pending")
+def start_training(settings: dict[str, Any]) -> JobSummary:
+    """Start a training run in the background process.
+
+    Args:
+        settings: `TrainConfig` fields (data_dir, architecture, epochs, image_size, batch_size,
+            learning_rate, seed, augmentation as a dict, ...).
+
+    Returns:
+        The new job.
+
+    Raises:
+        ValueError: A setting is invalid (the message names it).
+        pneumonet_core.jobs.JobAlreadyRunning: Another job is running.
+    """
+    from pneumonet_core import jobs
+    from pneumonet_core.train import TrainConfig
+
+    jobs.start_training_job(TrainConfig.from_dict(dict(settings)))
+    return job_summary()
+
+
+def stop_training() -> None:
+    """Ask the running job to stop after its current batch (it keeps its best model)."""
+    from pneumonet_core import jobs
+
+    jobs.request_stop()
+
+
+def job_log_tail(lines: int = 30) -> str:
+    """The last lines of the job's output log (for a failed run's details)."""
+    from pneumonet_core import jobs
+
+    try:
+        text = jobs.log_path().read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds as "1 h 02 min", "3 min 05 s" or "12 s" ("–" when unknown)."""
+    if seconds is None or seconds != seconds:
+        return "–"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def promote_model(model_path: str | os.PathLike) -> Path:
+    """Make a trained model the active model (copied atomically to the promoted location).
+
+    Args:
+        model_path: The run's `.keras` file.
+
+    Returns:
+        Where the active model now lives.
+
+    Raises:
+        FileNotFoundError: The model file does not exist.
+    """
+    from pneumonet_core import modelio
+
+    source = Path(model_path)
+    modelio.read_metadata(source)  # refuses foreign or corrupt files before they go live
+    target = config.promoted_model_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+    _model_summary_cached.clear()
+    return target
+
+
+def promotion_is_overridden() -> bool:
+    """Whether `PNEUMONET_MODEL` pins the active model, so a promotion has no effect."""
+    return bool(os.environ.get("PNEUMONET_MODEL"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Model loading and prediction (TensorFlow imported lazily, here only)
+# ----------------------------------------------------------------------------------------------
+
+DISPLAY_SIZE = 512
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "bmp", "tif", "tiff"]
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _load_model_cached(path_text: str, signature: str) -> Any:
+    del signature  # part of the cache key only: a replaced file is loaded again
+    from pneumonet_core.predict import Predictor
+
+    return Predictor(Path(path_text))
+
+
+def load_predictor(path: str | os.PathLike | None = None) -> Any:
+    """The model wrapped for inference, loaded once per file version.
+
+    Args:
+        path: A `.keras` file; the active model when None.
+
+    Returns:
+        A `pneumonet_core.predict.Predictor`.
+
+    Raises:
+        FileNotFoundError: No model exists at that path.
+    """
+    path = Path(path) if path is not None else active_model_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"no model at {path}; train one on the Train page and promote it")
+    return _load_model_cached(str(path), file_signature(path))
+
+
+@dataclasses.dataclass(frozen=True)
+class ImagePrediction:
+    """One uploaded image after inference.
+
+    Attributes:
+        file_name: The name of the uploaded file.
+        probability: Predicted probability of PNEUMONIA, or None when the file failed.
+        label: "PNEUMONIA" or "NORMAL" at the threshold, or None when the file failed.
+        threshold: The operating threshold used.
+        error: A one-line reason when the file could not be read, else None.
+        image: The decoded image for display, float32 (H, W) in [0, 1], or None.
+        heatmap: Grad-CAM at display size, float32 (H, W) in [0, 1], or None.
+        is_dicom: Whether the file is DICOM.
+    """
+
+    file_name: str
+    probability: float | None
+    label: str | None
+    threshold: float
+    error: str | None
+    image: np.ndarray | None
+    heatmap: np.ndarray | None
+    is_dicom: bool
+
+
+def _resize_for_display(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    resized = Image.fromarray(np.asarray(image, dtype=np.float32), mode="F").resize(
+        size, Image.Resampling.BILINEAR
+    )
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def _display_image(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape
+    scale = min(1.0, DISPLAY_SIZE / max(height, width))
+    if scale == 1.0:
+        return image.astype(np.float32)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return _resize_for_display(image, size)
+
+
+def _failed_prediction(file_name: str, threshold: float, reason: str) -> ImagePrediction:
+    return ImagePrediction(file_name, None, None, threshold, reason, None, None, False)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _predict_bytes_cached(
+    file_name: str, content: bytes, model_path: str, signature: str
+) -> ImagePrediction:
+    del signature  # part of the cache key only
+    from pneumonet_core import explain, imaging, preprocessing
+
+    predictor = load_predictor(model_path)
+    threshold = float(predictor.threshold)
+    try:
+        image = imaging.read_image(content)
+    except imaging.ImageReadError as error:
+        return _failed_prediction(file_name, threshold, describe_error(error))
+    result = predictor.predict([content], names=[file_name])[0]
+    if getattr(result, "error", None):
+        return _failed_prediction(file_name, threshold, str(result.error))
+    model_input = preprocessing.resize_image(image, int(predictor.metadata.image_size))
+    heatmap = explain.grad_cam(predictor.model, model_input)
+    shown = _display_image(image)
+    return ImagePrediction(
+        file_name=file_name,
+        probability=float(result.probability),
+        label=str(result.label),
+        threshold=threshold,
+        error=None,
+        image=shown,
+        heatmap=_resize_for_display(heatmap, (shown.shape[1], shown.shape[0])),
+        is_dicom=imaging.is_dicom(content),
+    )
+
+
+def predict_upload(
+    file_name: str, content: bytes, model_path: str | None = None
+) -> ImagePrediction:
+    """Predict one uploaded image (bytes only; nothing is written to disk).
+
+    Args:
+        file_name: The uploaded file's name, for display and error messages.
+        content: The file's bytes (PNG, JPEG, DICOM...).
+        model_path: A `.keras` file; the active model when None.
+
+    Returns:
+        The prediction with its image and Grad-CAM heatmap, or the reason it failed.
+    """
+    path = Path(model_path) if model_path else active_model_path()
+    load_predictor(path)  # a missing model is a page-level error, not a per-file one
+    return _predict_bytes_cached(file_name, content, str(path), file_signature(path))
+
+
+def overlay(prediction: ImagePrediction, opacity: float) -> np.ndarray:
+    """The image with its Grad-CAM heatmap blended on top.
+
+    Args:
+        prediction: A successful prediction.
+        opacity: Heatmap opacity in [0, 1].
+
+    Returns:
+        uint8 RGB array (H, W, 3).
+    """
+    from pneumonet_core import explain
+
+    return explain.overlay_heatmap(prediction.image, prediction.heatmap, opacity)
+
+
+def dicom_header(content: bytes) -> dict[str, str]:
+    """DICOM header fields, patient fields included (call only when the user asks).
+
+    Args:
+        content: The DICOM file's bytes.
+
+    Returns:
+        Field name to value.
+    """
+    from pneumonet_core import imaging
+
+    return imaging.read_dicom_header(content, include_patient_fields=True)
+
+
+def predictions_table(predictions: list[ImagePrediction]) -> pd.DataFrame:
+    """The batch results, most likely pneumonia first.
+
+    Args:
+        predictions: Results of `predict_upload`.
+
+    Returns:
+        One row per file: file, probability, label, threshold, error.
+    """
+    rows = [
+        {
+            "file": item.file_name,
+            "probability": item.probability,
+            "label": item.label or "unreadable",
+            "threshold": item.threshold,
+            "error": item.error or "",
+        }
+        for item in predictions
+    ]
+    table = pd.DataFrame(rows, columns=["file", "probability", "label", "threshold", "error"])
+    return table.sort_values("probability", ascending=False, na_position="last").reset_index(
+        drop=True
+    )
+
+
+def table_to_csv(table: pd.DataFrame) -> bytes:
+    """A table as UTF-8 CSV bytes for a download button."""
+    return table.to_csv(index=False).encode("utf-8")
+
+
+# ----------------------------------------------------------------------------------------------
+# Runs (MLflow imported lazily, through pneumonet_core.tracking)
+# ----------------------------------------------------------------------------------------------
+
+
+def tracking_uri() -> str:
+    """The MLflow tracking URI the runs are recorded in."""
+    return config.tracking_uri()
+
+
+def _tracking_store_exists() -> bool:
+    uri = config.tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).is_file()
+    return True
+
+
+def _run_name(row: pd.Series) -> str:
+    name = row.get("tags.mlflow.runName")
+    return str(name) if isinstance(name, str) and name else str(row["run_id"])[:8]
+
+
+def runs_table() -> pd.DataFrame:
+    """Every recorded run, newest first, ready to show.
+
+    Returns:
+        Columns `run, status, started, duration (s)`, then `param: ...` and `metric: ...`
+        columns, and `run_id`. Empty when nothing has been recorded yet.
+    """
+    if not _tracking_store_exists():
+        return pd.DataFrame()
+    from pneumonet_core import tracking
+
+    runs = tracking.list_runs()
+    if runs.empty:
+        return pd.DataFrame()
+    table = pd.DataFrame(
+        {
+            "run": runs.apply(_run_name, axis=1),
+            "status": runs["status"],
+            "started": pd.to_datetime(runs["start_time"]).dt.strftime("%Y-%m-%d %H:%M"),
+            "duration (s)": runs.get("duration_s", pd.Series(dtype=float)).round(0),
+        }
+    )
+    for column in sorted(c for c in runs.columns if c.startswith("params.")):
+        table[f"param: {column.removeprefix('params.')}"] = runs[column]
+    for column in sorted(c for c in runs.columns if c.startswith("metrics.")):
+        table[f"metric: {column.removeprefix('metrics.')}"] = runs[column].round(4)
+    error_column = "tags.pneumonet.error"
+    if error_column in runs.columns:
+        table["error"] = runs[error_column].fillna("")
+    table["run_id"] = runs["run_id"]
+    return table.reset_index(drop=True)
+
+
+def run_history(run_id: str) -> pd.DataFrame:
+    """Every logged metric value of a run: columns `key, step, value, timestamp`.
+
+    Args:
+        run_id: The MLflow run id.
+
+    Returns:
+        The history (empty when nothing is recorded yet).
+    """
+    from pneumonet_core import tracking
+
+    return tracking.metric_history(run_id)

@@ -1,5 +1,148 @@
-"""Predict page (under construction)."""
+"""Predict: upload X-rays, see each probability, label and Grad-CAM; download the batch as CSV."""
 
 import streamlit as st
 
+from dashboard import layout, services
+
 st.title("Predict")
+st.caption(
+    "Upload one or more chest X-rays (PNG, JPEG or DICOM). Files stay in memory and are never "
+    "saved to disk."
+)
+layout.intended_use_note()
+
+summary = None
+with layout.guard("read the active model"):
+    summary = services.model_summary()
+if summary is None:
+    st.info(
+        "No model is available yet: train one on the Train page and promote it.",
+        icon=":material/model_training:",
+    )
+    st.stop()
+
+st.markdown(
+    f"Model **{summary.name}** · input {summary.image_size} px · operating threshold "
+    f"**{summary.threshold:.2f}** (probabilities at or above it are labelled PNEUMONIA)."
+)
+uploads = st.file_uploader(
+    "Chest X-ray images",
+    type=services.UPLOAD_TYPES,
+    accept_multiple_files=True,
+    key="predict_uploads",
+    help="PNG, JPEG or DICOM (.dcm). Up to 200 MB per file.",
+)
+if not uploads:
+    st.info("Upload images to see predictions.", icon=":material/upload_file:")
+    st.stop()
+
+
+@st.fragment
+def heatmap_overlay(prediction: services.ImagePrediction, key: str) -> None:
+    """Show the Grad-CAM overlay with its own opacity slider (reruns only this fragment).
+
+    Args:
+        prediction: A successful prediction.
+        key: A unique key for the slider.
+    """
+    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"opacity_{key}")
+    st.image(services.overlay(prediction, opacity), caption="Grad-CAM", width="stretch")
+
+
+def dicom_header_expander(content: bytes, key: str) -> None:
+    """Patient header fields, read only once the user opens the collapsed expander.
+
+    Args:
+        content: The DICOM file's bytes.
+        key: A unique key for the expander.
+    """
+    expander = st.expander(
+        "DICOM header (patient details)",
+        expanded=False,
+        key=f"dicom_{key}",
+        on_change="rerun",
+        icon=":material/badge:",
+    )
+    with expander:
+        if expander.open:
+            with layout.guard("read the DICOM header"):
+                header = services.dicom_header(content)
+                st.table({"field": list(header), "value": list(header.values())})
+
+
+def render_prediction(prediction: services.ImagePrediction, content: bytes, key: str) -> None:
+    """Show one image's result: image, probability against the threshold, label, Grad-CAM.
+
+    Args:
+        prediction: The result from `services.predict_upload`.
+        content: The uploaded bytes (for the DICOM header on request).
+        key: A unique key for this file's widgets.
+    """
+    with st.container(border=True):
+        st.subheader(prediction.file_name)
+        if prediction.error:
+            st.error(f"Could not read this file. {prediction.error}", icon=":material/error:")
+            return
+        columns = st.columns([1, 1, 1])
+        columns[0].image(prediction.image, caption="X-ray", width="stretch", clamp=True)
+        with columns[1]:
+            heatmap_overlay(prediction, key)
+        with columns[2]:
+            layout.probability_block(prediction)
+            layout.intended_use_note()
+        if prediction.is_dicom:
+            dicom_header_expander(content, key)
+
+
+def batch_results(predictions: list[services.ImagePrediction]) -> None:
+    """The sortable batch table (most likely pneumonia first) and its CSV download.
+
+    Args:
+        predictions: Every result of this batch.
+    """
+    if not predictions:
+        return
+    st.header("Batch results")
+    table = services.predictions_table(predictions)
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "probability": st.column_config.ProgressColumn(
+                "P(pneumonia)", min_value=0.0, max_value=1.0, format="%.3f"
+            ),
+        },
+    )
+    st.download_button(
+        "Download results (CSV)",
+        services.table_to_csv(table),
+        file_name="pneumonet_predictions.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
+    layout.intended_use_note()
+
+
+batch_area = st.container()
+st.header("Images")
+results = []
+progress = st.progress(0.0, text="Analysing images…") if len(uploads) > 1 else None
+for index, upload in enumerate(uploads):
+    content = upload.getvalue()
+    try:
+        prediction = services.predict_upload(upload.name, content)
+    except Exception as error:  # noqa: BLE001  (one bad file must not stop the batch)
+        st.error(f"{upload.name}: could not analyse this file. {services.describe_error(error)}")
+        continue
+    results.append(prediction)
+    render_prediction(prediction, content, key=f"{index}_{upload.file_id}")
+    if progress is not None:
+        progress.progress(
+            (index + 1) / len(uploads), text=f"Analysed {index + 1} of {len(uploads)}"
+        )
+if progress is not None:
+    progress.empty()
+
+with batch_area:
+    batch_results(results)

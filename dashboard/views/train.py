@@ -1,5 +1,234 @@
-"""Train page (under construction)."""
+"""Train: settings, start a background training run, follow it live, stop it, promote it."""
+
+from datetime import timedelta
 
 import streamlit as st
 
+from dashboard import charts, layout, services
+
+LIVE_REFRESH = timedelta(seconds=2)
+
 st.title("Train")
+st.caption(
+    "Training runs in a background process: it keeps going if you switch pages, refresh, or "
+    "close the tab, and everyone sees the same job. Only one job runs at a time."
+)
+
+
+def dataset_check() -> str:
+    """The dataset folder input, with its scan (counts and problems) shown below it.
+
+    Returns:
+        The folder entered.
+    """
+    folder = st.text_input(
+        "Dataset folder",
+        value=services.default_data_root(),
+        key="train_data_dir",
+        help="A folder holding train/NORMAL and train/PNEUMONIA (from PNEUMONET_DATA by default).",
+    )
+    with layout.guard("scan the dataset"):
+        layout.dataset_block(services.scan_dataset(folder))
+    return folder
+
+
+def settings_form(data_dir: str, defaults: dict, job_active: bool) -> dict | None:
+    """The training settings and the Start button.
+
+    Args:
+        data_dir: The dataset folder chosen above the form.
+        defaults: Default settings from the core's `TrainConfig`.
+        job_active: Whether a job is already running (Start is then disabled).
+
+    Returns:
+        The settings when Start was pressed, else None.
+    """
+    architectures = services.architectures()
+    with st.form("train_settings", border=True):
+        first, second, third = st.columns(3)
+        architecture = first.selectbox(
+            "Architecture",
+            architectures,
+            index=architectures.index(defaults["architecture"]),
+            key="train_architecture",
+        )
+        epochs = second.number_input("Epochs", 1, 500, int(defaults["epochs"]), key="train_epochs")
+        image_size = third.selectbox(
+            "Image size (px)",
+            services.IMAGE_SIZES,
+            index=services.IMAGE_SIZES.index(services.default_image_size(defaults["architecture"])),
+            key="train_image_size",
+        )
+        batch_size = first.selectbox(
+            "Batch size",
+            services.BATCH_SIZES,
+            index=services.BATCH_SIZES.index(int(defaults["batch_size"])),
+            key="train_batch_size",
+        )
+        learning_rate = second.selectbox(
+            "Learning rate",
+            services.LEARNING_RATES,
+            index=services.LEARNING_RATES.index(float(defaults["learning_rate"])),
+            format_func=lambda value: f"{value:g}",
+            key="train_learning_rate",
+        )
+        seed = third.number_input("Seed", 0, 2**31 - 1, int(defaults["seed"]), key="train_seed")
+        augmentation = st.toggle(
+            "Augmentation (flips, small rotations, zoom, shifts, contrast)",
+            value=bool(defaults["augmentation"]["enabled"]),
+            key="train_augmentation",
+        )
+        with st.expander("Advanced"):
+            columns = st.columns(3)
+            subset = columns[0].number_input(
+                "Images per class (0 = all)",
+                0,
+                100_000,
+                0,
+                key="train_subset",
+                help="Use a small stratified subset for a quick trial run.",
+            )
+            val_fraction = columns[1].slider(
+                "Validation share (patients)", 0.1, 0.5, float(defaults["val_fraction"]), 0.05
+            )
+            run_name = columns[2].text_input("Run name (optional)", key="train_run_name")
+        started = st.form_submit_button(
+            "Start training",
+            type="primary",
+            icon=":material/play_arrow:",
+            disabled=job_active,
+        )
+    if not started:
+        return None
+    return {
+        "data_dir": data_dir,
+        "architecture": architecture,
+        "epochs": int(epochs),
+        "image_size": int(image_size),
+        "batch_size": int(batch_size),
+        "learning_rate": float(learning_rate),
+        "seed": int(seed),
+        "val_fraction": float(val_fraction),
+        "augmentation": {**defaults["augmentation"], "enabled": bool(augmentation)},
+        "subset_per_class": int(subset) or None,
+        "run_name": run_name.strip() or None,
+    }
+
+
+def progress_block(job: services.JobSummary) -> None:
+    """Progress bar with epoch, batch, elapsed time and ETA.
+
+    Args:
+        job: The running job.
+    """
+    text = (
+        f"Epoch {job.epoch}/{job.epochs} · batch {job.batch}/{job.batches or '?'} · "
+        f"elapsed {services.format_duration(job.elapsed_seconds)} · "
+        f"ETA {services.format_duration(job.eta_seconds)}"
+    )
+    if job.state == "starting" or (job.epoch == 0 and job.batch == 0):
+        text = f"Preparing data and model… elapsed {services.format_duration(job.elapsed_seconds)}"
+    st.progress(job.progress, text=text)
+
+
+def curves_block(run_id: str | None) -> None:
+    """Train-versus-validation curves for accuracy, loss and AUC.
+
+    Args:
+        run_id: The MLflow run, or None before the run has started.
+    """
+    if not run_id:
+        st.caption("Curves appear after the first epoch.")
+        return
+    history = services.run_history(run_id)
+    if history.empty:
+        st.caption("Curves appear after the first epoch.")
+        return
+    columns = st.columns(3)
+    for column, metric, title in zip(
+        columns, ("accuracy", "loss", "auc"), ("Accuracy", "Loss", "ROC AUC"), strict=True
+    ):
+        column.plotly_chart(
+            charts.training_curves(history, metric, title=title),
+            config=charts.PLOTLY_CONFIG,
+            width="stretch",
+            key=f"curve_{metric}",
+        )
+
+
+def finished_block(job: services.JobSummary) -> None:
+    """The outcome of the last job: error, or the model and a Promote button.
+
+    Args:
+        job: The last job (no longer active).
+    """
+    if job.state == "failed":
+        st.error(f"The last training run failed. {job.error or ''}", icon=":material/error:")
+        with st.expander("Job log (last lines)"):
+            st.code(services.job_log_tail(), language=None)
+        return
+    outcome = "was stopped" if job.state == "stopped" else "finished"
+    st.success(f"The last run **{job.run_name}** {outcome}.", icon=":material/check_circle:")
+    if not job.model_path:
+        return
+    summary = services.model_summary(job.model_path)
+    if summary is None:
+        st.warning("Its model file is no longer there.", icon=":material/warning:")
+        return
+    layout.model_summary_block(summary)
+    if services.promotion_is_overridden():
+        st.caption("PNEUMONET_MODEL is set, so it decides the active model; promotion is off.")
+        return
+    if st.button("Promote to active model", icon=":material/verified:", key="promote"):
+        with layout.guard("promote the model"):
+            target = services.promote_model(job.model_path)
+            st.toast(f"Promoted: the active model is now {target}", icon=":material/verified:")
+
+
+@st.fragment(run_every=LIVE_REFRESH)
+def live_job() -> None:
+    """The job panel, refreshed every few seconds from the job status file and MLflow."""
+    job = None
+    with layout.guard("read the training job"):
+        job = services.job_summary()
+    if job is None:
+        st.info("No training run yet.", icon=":material/hourglass_empty:")
+        return
+    if job.is_active != st.session_state.get("train_job_active_at_render"):
+        st.rerun(scope="app")  # a job started or ended: refresh the Start button too
+    if job.is_active:
+        st.subheader(f"Running: {job.run_name}")
+        progress_block(job)
+        if st.button("Stop training", icon=":material/stop:", key="stop", type="secondary"):
+            with layout.guard("stop the training run"):
+                services.stop_training()
+                st.toast("Stopping after the current batch…", icon=":material/stop:")
+    else:
+        finished_block(job)
+    with layout.guard("read the run's metrics"):
+        curves_block(job.run_id)
+
+
+job = None
+with layout.guard("read the training job"):
+    job = services.job_summary()
+job_active = bool(job and job.is_active)
+st.session_state["train_job_active_at_render"] = job_active
+
+st.header("Dataset")
+data_dir = dataset_check()
+
+st.header("Settings")
+settings = None
+with layout.guard("read the training defaults"):
+    settings = settings_form(data_dir, services.training_defaults(), job_active)
+if job_active:
+    st.caption("A job is running; Start is available again once it ends.")
+if settings is not None:
+    with layout.guard("start training"):
+        services.start_training(settings)
+        st.toast("Training started in the background.", icon=":material/play_arrow:")
+        st.rerun()
+
+st.header("Training job")
+live_job()
