@@ -53,8 +53,9 @@ def build_augmentation(config: AugmentationConfig, *, seed: int = 42):
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if config.rotation_degrees:
         layers.append(
-            keras.layers.RandomRotation(config.rotation_degrees / 360.0, fill_mode="nearest",
-                                        seed=seed + 1)
+            keras.layers.RandomRotation(
+                config.rotation_degrees / 360.0, fill_mode="nearest", seed=seed + 1
+            )
         )
     if config.zoom:
         layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="nearest", seed=seed + 2))
@@ -65,8 +66,9 @@ def build_augmentation(config: AugmentationConfig, *, seed: int = 42):
             )
         )
     if config.contrast:
-        layers.append(keras.layers.RandomContrast(config.contrast, value_range=(0.0, 1.0),
-                                                  seed=seed + 4))
+        layers.append(
+            keras.layers.RandomContrast(config.contrast, value_range=(0.0, 1.0), seed=seed + 4)
+        )
     if not layers:
         return None
     return keras.Sequential(layers, name="augmentation")

@@ -21,7 +21,8 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         finite = {
-            key: float(value) for key, value in (logs or {}).items()
+            key: float(value)
+            for key, value in (logs or {}).items()
             if isinstance(value, int | float) and math.isfinite(value)
         }
         learning_rate = self.model.optimizer.learning_rate
@@ -73,11 +74,18 @@ class ProgressReporter(keras.callbacks.Callback):
         if self.status_file is None or (not force and now - self.last_write < self.interval_s):
             return
         self.last_write = now
-        write_json_atomically(self.status_file, {
-            "run_id": self.run_id, "epoch": self.epoch, "epochs": self.epochs,
-            "batch": batch, "batches": self.batches, "training_started_at": self.started,
-            "updated_at": now,
-        })
+        write_json_atomically(
+            self.status_file,
+            {
+                "run_id": self.run_id,
+                "epoch": self.epoch,
+                "epochs": self.epochs,
+                "batch": batch,
+                "batches": self.batches,
+                "training_started_at": self.started,
+                "updated_at": now,
+            },
+        )
 
     def on_train_begin(self, logs=None):
         self._write(0, force=True)

@@ -82,3 +82,9 @@ def active_model_path() -> Path:
     if promoted.exists():
         return promoted
     return shipped_model_path()
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's start-up chatter (call before TensorFlow is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")

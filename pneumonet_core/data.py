@@ -120,8 +120,9 @@ def _scan_split(folder: Path, split_name: str) -> tuple[list[dict], list[str]]:
     for label_index, label in enumerate(CLASS_NAMES):
         class_folder = folder / label
         if not class_folder.is_dir():
-            problems.append(f"{class_folder}: missing class folder; create it and put {label} "
-                            "images in it")
+            problems.append(
+                f"{class_folder}: missing class folder; create it and put {label} images in it"
+            )
             continue
         images, foreign = _list_images(class_folder)
         if not images:
@@ -259,8 +260,11 @@ def load_images(
     paths = [str(p) for p in paths]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
         results = list(pool.map(lambda p: _try_preprocess(p, image_size), paths))
-    errors = [(path, result) for path, result in zip(paths, results, strict=True)
-              if isinstance(result, str)]
+    errors = [
+        (path, result)
+        for path, result in zip(paths, results, strict=True)
+        if isinstance(result, str)
+    ]
     if errors and on_error == "raise":
         path, reason = errors[0]
         raise DatasetError(

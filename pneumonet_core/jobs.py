@@ -211,16 +211,25 @@ def start_training_job(train_config) -> JobStatus:
         config_path.write_text(json.dumps(train_config.to_dict()))
         _stop_path().unlink(missing_ok=True)
         _progress_path().unlink(missing_ok=True)
-        write_json_atomically(_status_path(), {
-            "state": "starting", "job_id": job_id, "started_at": time.time(),
-            "updated_at": time.time(), "epochs": train_config.epochs,
-            "config": train_config.to_dict(),
-        })
+        write_json_atomically(
+            _status_path(),
+            {
+                "state": "starting",
+                "job_id": job_id,
+                "started_at": time.time(),
+                "updated_at": time.time(),
+                "epochs": train_config.epochs,
+                "config": train_config.to_dict(),
+            },
+        )
         with open(log_path(), "w") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "pneumonet_core.jobs", str(config_path)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=config.project_root(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=config.project_root(),
             )
         return _to_status(_update_status(pid=process.pid))
 
@@ -256,17 +265,21 @@ def run_job(config_path: str) -> int:
         _update_status(state="running", pid=os.getpid())
         try:
             train_config = TrainConfig.from_dict(json.loads(Path(config_path).read_text()))
-            result = train(train_config, stop_file=_stop_path(), status_file=_progress_path(),
-                           verbose=2)
+            result = train(
+                train_config, stop_file=_stop_path(), status_file=_progress_path(), verbose=2
+            )
         except BaseException as error:  # noqa: BLE001 - any failure must reach the status file
             traceback.print_exc()
             message = (str(error).strip() or type(error).__name__).splitlines()[0][:500]
-            _update_status(state="failed", error=f"{type(error).__name__}: {message}",
-                           **_progress_fields())
+            _update_status(
+                state="failed", error=f"{type(error).__name__}: {message}", **_progress_fields()
+            )
             return 1
         _update_status(
             state="stopped" if result.stopped_by_user else "finished",
-            run_id=result.run_id, model_path=result.model_path, **_progress_fields(),
+            run_id=result.run_id,
+            model_path=result.model_path,
+            **_progress_fields(),
         )
         _stop_path().unlink(missing_ok=True)
         return 0

@@ -36,8 +36,9 @@ def _residual_block(x, filters: int, block: int):
 
     shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", name=f"block{block}_skip")(x)
     for index in (1, 2):
-        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
-                                   name=f"block{block}_sepconv{index}")(x)
+        x = layers.SeparableConv2D(
+            filters, 3, padding="same", use_bias=False, name=f"block{block}_sepconv{index}"
+        )(x)
         x = layers.BatchNormalization(name=f"block{block}_bn{index}")(x)
         x = layers.Activation("relu", name=f"block{block}_relu{index}")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"block{block}_pool")(x)
@@ -63,8 +64,9 @@ def build_pneumonet_model(
     x = layers.Activation("relu", name="stem_relu")(x)
     for block, filters in enumerate(widths, start=1):
         x = _residual_block(x, filters, block)
-    x = layers.SeparableConv2D(widths[-1] * 2, 3, padding="same", use_bias=False,
-                               name="head_sepconv")(x)
+    x = layers.SeparableConv2D(
+        widths[-1] * 2, 3, padding="same", use_bias=False, name="head_sepconv"
+    )(x)
     x = layers.BatchNormalization(name="head_bn")(x)
     x = layers.Activation("relu", name=GRADCAM_LAYER)(x)
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)

@@ -140,7 +140,9 @@ def load_model(path: str | os.PathLike):
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise ModelLoadError(f"{path} could not be loaded as a Keras model ({first_line})") from None
+        raise ModelLoadError(
+            f"{path} could not be loaded as a Keras model ({first_line})"
+        ) from None
     expected = (None, metadata.image_size, metadata.image_size, 1)
     if tuple(model.input_shape) != expected:
         raise ModelLoadError(

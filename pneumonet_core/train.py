@@ -99,13 +99,19 @@ class TrainConfig:
             (0 < self.learning_rate < 1, "learning_rate", "in (0, 1)"),
             (self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}"),
             (self.monitor in MONITORS, "monitor", f"one of {tuple(MONITORS)}"),
-            (self.class_balancing in CLASS_BALANCING, "class_balancing",
-             f"one of {CLASS_BALANCING}"),
+            (
+                self.class_balancing in CLASS_BALANCING,
+                "class_balancing",
+                f"one of {CLASS_BALANCING}",
+            ),
             (0 <= self.label_smoothing < 0.5, "label_smoothing", "in [0, 0.5)"),
             (self.early_stopping_patience >= 0, "early_stopping_patience", "0 or more"),
             (self.on_error in ("skip", "raise"), "on_error", "'skip' or 'raise'"),
-            (self.subset_per_class is None or self.subset_per_class >= 2, "subset_per_class",
-             "at least 2"),
+            (
+                self.subset_per_class is None or self.subset_per_class >= 2,
+                "subset_per_class",
+                "at least 2",
+            ),
         ]
         for ok, name, expected in checks:
             if not ok:
@@ -260,8 +266,12 @@ def train(
     train_labels = data.train_frame["label_index"].to_numpy()
     val_labels = data.val_frame["label_index"].to_numpy()
     train_dataset = make_dataset(
-        data.train_images, train_labels, batch_size=train_config.batch_size, training=True,
-        augmentation=augmentation, seed=train_config.seed,
+        data.train_images,
+        train_labels,
+        batch_size=train_config.batch_size,
+        training=True,
+        augmentation=augmentation,
+        seed=train_config.seed,
     )
     val_dataset = make_dataset(data.val_images, val_labels, batch_size=train_config.batch_size)
     model = build_model(
@@ -282,21 +292,34 @@ def train(
             run_id=run_id,
             training=train_config.to_dict(),
         )
-        checkpoint = BestModelCheckpoint(out, metadata, monitor=train_config.monitor,
-                                         mode=MONITORS[train_config.monitor])
-        reporter = ProgressReporter(status_file, stop_file, run_id=run_id,
-                                    epochs=train_config.epochs, batches=len(train_dataset))
+        checkpoint = BestModelCheckpoint(
+            out, metadata, monitor=train_config.monitor, mode=MONITORS[train_config.monitor]
+        )
+        reporter = ProgressReporter(
+            status_file,
+            stop_file,
+            run_id=run_id,
+            epochs=train_config.epochs,
+            batches=len(train_dataset),
+        )
         callbacks = [MlflowEpochLogger(mlflow), checkpoint, reporter]
         if train_config.early_stopping_patience:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=train_config.monitor, mode=MONITORS[train_config.monitor],
-                patience=train_config.early_stopping_patience,
-            ))
-        weights = (class_weights(train_labels) if train_config.class_balancing == "weights"
-                   else None)
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=train_config.monitor,
+                    mode=MONITORS[train_config.monitor],
+                    patience=train_config.early_stopping_patience,
+                )
+            )
+        weights = class_weights(train_labels) if train_config.class_balancing == "weights" else None
         history = model.fit(
-            train_dataset, validation_data=val_dataset, epochs=train_config.epochs,
-            class_weight=weights, callbacks=callbacks, verbose=verbose, shuffle=False,
+            train_dataset,
+            validation_data=val_dataset,
+            epochs=train_config.epochs,
+            class_weight=weights,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
         )
         if checkpoint.best_epoch is None:
             raise RuntimeError("training stopped before the first epoch finished: no model saved")
@@ -308,8 +331,16 @@ def train(
         metadata.metrics = {"validation": val_metrics, "best_epoch": checkpoint.best_epoch + 1}
         save_model(model, out, metadata)
         duration = time.monotonic() - started
-        _log_run_end(mlflow, out, data.val_frame, val_labels, val_scores, val_metrics,
-                     reporter.stop_requested, duration)
+        _log_run_end(
+            mlflow,
+            out,
+            data.val_frame,
+            val_labels,
+            val_scores,
+            val_metrics,
+            reporter.stop_requested,
+            duration,
+        )
     return TrainResult(
         run_id=run_id,
         model_path=str(out),
@@ -326,34 +357,40 @@ def _log_run_start(mlflow, train_config: TrainConfig, data: PreparedData, model)
     params = train_config.to_dict()
     augmentation = params.pop("augmentation")
     params.update({f"augmentation.{key}": value for key, value in augmentation.items()})
-    params.update({
-        "image_size": train_config.resolved_image_size(),
-        "train_images": len(data.train_frame),
-        "val_images": len(data.val_frame),
-        "train_patients": data.train_frame["patient_id"].nunique(),
-        "val_patients": data.val_frame["patient_id"].nunique(),
-        "skipped_images": len(data.skipped),
-        "parameters": model.count_params(),
-        "data_fingerprint": data.fingerprint,
-    })
+    params.update(
+        {
+            "image_size": train_config.resolved_image_size(),
+            "train_images": len(data.train_frame),
+            "val_images": len(data.val_frame),
+            "train_patients": data.train_frame["patient_id"].nunique(),
+            "val_patients": data.val_frame["patient_id"].nunique(),
+            "skipped_images": len(data.skipped),
+            "parameters": model.count_params(),
+            "data_fingerprint": data.fingerprint,
+        }
+    )
     mlflow.log_params(params)
-    mlflow.set_tags({"pneumonet.architecture": train_config.architecture,
-                     "pneumonet.kind": "training"})
+    mlflow.set_tags(
+        {"pneumonet.architecture": train_config.architecture, "pneumonet.kind": "training"}
+    )
     if data.skipped:
         mlflow.log_dict({"skipped": [list(item) for item in data.skipped]}, "skipped_images.json")
 
 
-def _log_run_end(mlflow, model_path: Path, val_frame, y_true, y_score, val_metrics, stopped,
-                 duration) -> None:
+def _log_run_end(
+    mlflow, model_path: Path, val_frame, y_true, y_score, val_metrics, stopped, duration
+) -> None:
     threshold = val_metrics["threshold"]
-    predictions = pd.DataFrame({
-        "file": val_frame["path"].map(lambda p: Path(p).name),
-        "path": val_frame["path"],
-        "patient_id": val_frame["patient_id"],
-        "label": y_true,
-        "probability": y_score,
-        "predicted": (y_score >= threshold).astype(int),
-    })
+    predictions = pd.DataFrame(
+        {
+            "file": val_frame["path"].map(lambda p: Path(p).name),
+            "path": val_frame["path"],
+            "patient_id": val_frame["patient_id"],
+            "label": y_true,
+            "probability": y_score,
+            "predicted": (y_score >= threshold).astype(int),
+        }
+    )
     with tempfile.TemporaryDirectory() as folder:
         predictions_path = Path(folder) / "predictions.csv"
         predictions.to_csv(predictions_path, index=False)
@@ -361,9 +398,16 @@ def _log_run_end(mlflow, model_path: Path, val_frame, y_true, y_score, val_metri
     mlflow.log_dict(json.loads(json.dumps(val_metrics)), "metrics.json")
     mlflow.log_dict(val_metrics["confusion_matrix"], "confusion_matrix.json")
     mlflow.log_artifact(str(model_path), artifact_path="model")
-    final = {f"final_val_{key}": value for key, value in val_metrics.items()
-             if isinstance(value, float) and np.isfinite(value)}
+    final = {
+        f"final_val_{key}": value
+        for key, value in val_metrics.items()
+        if isinstance(value, float) and np.isfinite(value)
+    }
     final["duration_s"] = duration
     mlflow.log_metrics(final)
-    mlflow.set_tags({"pneumonet.model_path": str(model_path),
-                     "pneumonet.stopped_by_user": str(bool(stopped)).lower()})
+    mlflow.set_tags(
+        {
+            "pneumonet.model_path": str(model_path),
+            "pneumonet.stopped_by_user": str(bool(stopped)).lower(),
+        }
+    )

@@ -1,0 +1,308 @@
+"""The `pneumonet` command line: data check, train, evaluate, predict.
+
+Errors are printed as one line on stderr (exit status 2), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from pneumonet_core import INTENDED_USE, config
+
+EXIT_ERROR = 2
+
+
+def _data_dir(value: str | None) -> Path:
+    return Path(value) if value else config.data_root()
+
+
+def cmd_data_check(args) -> int:
+    from pneumonet_core.data import scan_dataset
+
+    scan = scan_dataset(_data_dir(args.dir))
+    print(f"Dataset: {scan.root}")
+    if scan.frame.empty:
+        print("No images found.")
+    else:
+        print(scan.counts().to_string())
+    if args.verify:
+        scan.problems += _unreadable_images(scan.frame["path"])
+    if scan.problems:
+        print(f"\n{len(scan.problems)} problem(s):")
+        for problem in scan.problems:
+            print(f"  - {problem}")
+        return 1
+    print("\nNo problems found.")
+    return 0
+
+
+def _unreadable_images(paths) -> list[str]:
+    from pneumonet_core.imaging import ImageReadError, read_image
+
+    problems = []
+    for path in paths:
+        try:
+            read_image(path)
+        except ImageReadError as error:
+            problems.append(f"unreadable image: {error}")
+    return problems
+
+
+def cmd_train(args) -> int:
+    from pneumonet_core.augment import AugmentationConfig
+    from pneumonet_core.train import TrainConfig, train
+
+    augmentation = AugmentationConfig(
+        enabled=not args.no_augment,
+        rotation_degrees=args.rotation,
+        zoom=args.zoom,
+        translation=args.translation,
+        contrast=args.contrast,
+        horizontal_flip=not args.no_flip,
+    )
+    train_config = TrainConfig(
+        data_dir=str(_data_dir(args.dir)),
+        architecture=args.arch,
+        epochs=args.epochs,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        augmentation=augmentation,
+        class_balancing=args.class_balancing,
+        label_smoothing=args.label_smoothing,
+        dropout_rate=args.dropout_rate,
+        monitor=args.monitor,
+        early_stopping_patience=args.early_stopping,
+        threshold_policy=args.threshold_policy,
+        subset_per_class=args.subset_per_class,
+        on_error=args.on_error,
+        out=args.out,
+        run_name=args.run_name,
+    )
+    result = train(train_config, verbose=1 if sys.stdout.isatty() else 2)
+    metrics = result.val_metrics
+    print(
+        f"\nBest epoch {result.best_epoch} of {result.epochs_run}"
+        f"{' (stopped early on request)' if result.stopped_by_user else ''}; "
+        f"threshold {result.threshold:.3f} ({train_config.threshold_policy})"
+    )
+    print(
+        f"Validation: accuracy {metrics['accuracy']:.4f}, ROC-AUC {metrics['roc_auc']:.4f}, "
+        f"sensitivity {metrics['sensitivity']:.4f}, specificity {metrics['specificity']:.4f}"
+    )
+    print(f"Model written to {result.model_path}")
+    print(f"Run {result.run_id} recorded in {config.tracking_uri()}")
+    return 0
+
+
+def _predictor(model_path: str | None):
+    from pneumonet_core.predict import Predictor
+
+    return Predictor(model_path)
+
+
+def cmd_evaluate(args) -> int:
+    from pneumonet_core import evaluate
+    from pneumonet_core.data import DatasetError, scan_dataset
+
+    folder = Path(args.dir) if args.dir else _default_evaluation_folder()
+    scan = scan_dataset(folder)
+    if scan.frame.empty:
+        raise DatasetError(f"{folder} holds no images in NORMAL/ and PNEUMONIA/")
+    frame = scan.frame if args.dir else scan.frame
+    predictor = _predictor(args.model)
+    predictions = predictor.predict(list(frame["path"]), batch_size=args.batch_size)
+    readable = [p.error is None for p in predictions]
+    y_true = frame["label_index"].to_numpy()[readable]
+    y_score = [p.probability for p in predictions if p.error is None]
+    threshold = predictor.threshold if args.threshold is None else args.threshold
+    metrics = evaluate.binary_metrics(y_true, y_score, threshold=threshold)
+    metrics["unreadable"] = [p.error for p in predictions if p.error is not None]
+    if args.json:
+        print(json.dumps(_json_safe(metrics)))
+    else:
+        _print_metrics(folder, predictor.path, metrics)
+    return 0
+
+
+def _default_evaluation_folder() -> Path:
+    root = config.data_root()
+    for split in ("test", "val"):
+        if (root / split).is_dir():
+            return root / split
+    return root
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _print_metrics(folder: Path, model_path: Path, metrics: dict) -> None:
+    matrix = metrics["confusion_matrix"]
+    print(f"Evaluated {metrics['n']} images in {folder} with {model_path}")
+    print(f"threshold    {metrics['threshold']:.3f}")
+    for key in (
+        "accuracy",
+        "loss",
+        "roc_auc",
+        "pr_auc",
+        "sensitivity",
+        "specificity",
+        "precision",
+        "f1",
+    ):
+        print(f"{key:<12} {metrics[key]:.4f}")
+    print("\nconfusion matrix      predicted NORMAL  predicted PNEUMONIA")
+    print(f"  true NORMAL         {matrix['tn']:>16}  {matrix['fp']:>19}")
+    print(f"  true PNEUMONIA      {matrix['fn']:>16}  {matrix['tp']:>19}")
+    for error in metrics["unreadable"]:
+        print(f"skipped unreadable image: {error}", file=sys.stderr)
+
+
+def cmd_predict(args) -> int:
+    from pneumonet_core.predict import expand_inputs
+
+    files = expand_inputs(args.files)
+    if not files:
+        raise ValueError(f"no image files found in {' '.join(args.files)}")
+    predictor = _predictor(args.model)
+    failures = 0
+    progress = _progress_bar(len(files), enabled=len(files) > 1 and not args.quiet)
+    if not args.json:
+        print(f"# {INTENDED_USE}")
+    for prediction in predictor.iter_predict([str(f) for f in files], batch_size=args.batch_size):
+        progress.update(1)
+        failures += prediction.error is not None
+        if args.json:
+            print(json.dumps(prediction.to_dict()), flush=True)
+        elif prediction.error:
+            print(f"{prediction.file}\terror: {prediction.error}")
+        else:
+            print(
+                f"{prediction.file}\t{prediction.label}\tp={prediction.probability:.4f}"
+                f"\t(threshold {prediction.threshold:.3f})"
+            )
+    progress.close()
+    return 1 if failures else 0
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, file=sys.stderr, unit="image")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pneumonet",
+        description="PneumoNet: pneumonia screening support for paediatric chest X-rays. "
+        f"{INTENDED_USE}",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="inspect a dataset")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    check = data_commands.add_parser("check", help="count images per split and class")
+    check.add_argument("dir", nargs="?", help="dataset root (default: $PNEUMONET_DATA)")
+    check.add_argument("--verify", action="store_true", help="also decode every image")
+    check.set_defaults(handler=cmd_data_check)
+
+    _add_train_parser(commands)
+
+    evaluate = commands.add_parser("evaluate", help="metrics on a folder of labelled images")
+    evaluate.add_argument(
+        "dir",
+        nargs="?",
+        help="folder holding NORMAL/ and PNEUMONIA/ (default: test/ or val/ of $PNEUMONET_DATA)",
+    )
+    evaluate.add_argument("--model", help="a .keras model (default: the active model)")
+    evaluate.add_argument("--threshold", type=float, help="decision threshold (default: model's)")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="predict images (files or folders)")
+    predict.add_argument("files", nargs="+", help="image files (PNG, JPEG, DICOM) or folders")
+    predict.add_argument("--model", help="a .keras model (default: the active model)")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(handler=cmd_predict)
+    return parser
+
+
+def _add_train_parser(commands) -> None:
+    train = commands.add_parser("train", help="train a model and record the run")
+    train.add_argument(
+        "dir", nargs="?", help="dataset root holding train/ (default: $PNEUMONET_DATA)"
+    )
+    train.add_argument("--arch", default="seed", help="architecture: seed or pneumonet")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--image-size", type=int, help="input side in pixels (default: arch's)")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--val-fraction", type=float, default=0.2)
+    train.add_argument("--no-augment", action="store_true", help="turn augmentation off")
+    train.add_argument("--no-flip", action="store_true", help="no horizontal flips")
+    train.add_argument("--rotation", type=float, default=10.0, help="max rotation, degrees")
+    train.add_argument("--zoom", type=float, default=0.1)
+    train.add_argument("--translation", type=float, default=0.05)
+    train.add_argument("--contrast", type=float, default=0.1)
+    train.add_argument("--class-balancing", choices=("weights", "none"), default="weights")
+    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument("--dropout-rate", type=float)
+    train.add_argument("--monitor", choices=("val_auc", "val_loss"), default="val_auc")
+    train.add_argument(
+        "--early-stopping",
+        type=int,
+        default=0,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without improvement (0: off)",
+    )
+    train.add_argument(
+        "--threshold-policy",
+        default="youden",
+        help="youden, sensitivity:X or fixed:X (chosen on validation)",
+    )
+    train.add_argument("--subset-per-class", type=int, help="use at most N images per class")
+    train.add_argument(
+        "--on-error",
+        choices=("skip", "raise"),
+        default="skip",
+        help="unreadable training images: skip them or stop",
+    )
+    train.add_argument("--out", help="where to write the best model (.keras)")
+    train.add_argument("--run-name", help="MLflow run name")
+    train.set_defaults(handler=cmd_train)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config.quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"pneumonet: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

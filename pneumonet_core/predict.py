@@ -1,0 +1,151 @@
+"""Inference: load a model and its metadata once, then predict images from paths or bytes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pneumonet_core import config
+from pneumonet_core.data import IMAGE_SUFFIXES
+from pneumonet_core.imaging import ImageReadError, ImageSource
+from pneumonet_core.modelio import ModelLoadError, load_model
+from pneumonet_core.preprocessing import preprocess_image
+
+
+@dataclass
+class Prediction:
+    """One image's result; `error` is set (and the rest None) when it could not be read."""
+
+    file: str
+    probability: float | None
+    label: str | None
+    threshold: float
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def missing_model_message(path: Path) -> str:
+    return (
+        f"no model at {path}. Train one (pneumonet train --out model.keras) and pass "
+        "--model model.keras, or set PNEUMONET_MODEL"
+    )
+
+
+class Predictor:
+    """A loaded model with its metadata, ready to predict.
+
+    Args:
+        model_path: A `.keras` file saved by PneumoNet (default: `config.active_model_path()`).
+
+    Raises:
+        ModelLoadError: The file is missing, corrupt or not a PneumoNet model.
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None):
+        self.path = Path(model_path or config.active_model_path())
+        if not self.path.exists():
+            raise ModelLoadError(missing_model_message(self.path))
+        config.quiet_tensorflow()
+        import tensorflow as tf
+
+        self.model, self.metadata = load_model(self.path)
+        size = self.metadata.image_size
+        self._forward = tf.function(
+            lambda images: self.model(images, training=False),
+            input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)],
+        )
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata.threshold)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.metadata.image_size)
+
+    def label_for(self, probability: float) -> str:
+        """Class name for a PNEUMONIA probability at the model's threshold."""
+        return self.metadata.class_names[int(probability >= self.threshold)]
+
+    def preprocess(self, source: ImageSource) -> np.ndarray:
+        """The model input for one image: (S, S, 1) float32 in [0, 1]."""
+        return preprocess_image(source, self.image_size)
+
+    def predict_arrays(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """PNEUMONIA probabilities for preprocessed images (n, S, S, 1) -> (n,)."""
+        images = np.asarray(images, dtype=np.float32)
+        expected = (self.image_size, self.image_size, 1)
+        if images.ndim != 4 or images.shape[1:] != expected:
+            raise ValueError(f"expected images of shape (n, {expected}), got {images.shape}")
+        outputs = [
+            np.asarray(self._forward(images[start : start + batch_size])).reshape(-1)
+            for start in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(outputs) if outputs else np.zeros(0, dtype=np.float32)
+
+    def predict(
+        self,
+        sources: Sequence[ImageSource],
+        names: Sequence[str] | None = None,
+        batch_size: int = 32,
+    ) -> list[Prediction]:
+        """Predict every source; unreadable ones get an `error` and do not stop the rest."""
+        return list(self.iter_predict(sources, names, batch_size=batch_size))
+
+    def iter_predict(
+        self,
+        sources: Iterable[ImageSource],
+        names: Iterable[str] | None = None,
+        batch_size: int = 32,
+    ) -> Iterator[Prediction]:
+        """Stream predictions batch by batch, so memory stays bounded for large folders."""
+        names = iter(names) if names is not None else None
+        pending: list[tuple[str, np.ndarray | str]] = []
+        for source in sources:
+            name = next(names) if names is not None else _display_name(source)
+            pending.append((name, self._try_preprocess(source)))
+            if len(pending) == batch_size:
+                yield from self._finish(pending)
+                pending = []
+        yield from self._finish(pending)
+
+    def _try_preprocess(self, source: ImageSource) -> np.ndarray | str:
+        try:
+            return self.preprocess(source)
+        except ImageReadError as error:
+            return str(error)
+
+    def _finish(self, pending: list[tuple[str, np.ndarray | str]]) -> Iterator[Prediction]:
+        arrays = [item for _, item in pending if isinstance(item, np.ndarray)]
+        probabilities = iter(self.predict_arrays(np.stack(arrays)) if arrays else [])
+        for name, item in pending:
+            if isinstance(item, str):
+                yield Prediction(name, None, None, self.threshold, error=item)
+            else:
+                probability = float(next(probabilities))
+                yield Prediction(name, probability, self.label_for(probability), self.threshold)
+
+
+def _display_name(source: ImageSource) -> str:
+    if isinstance(source, str | os.PathLike):
+        return str(source)
+    return getattr(source, "name", "uploaded file")
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files as given, and the image files found (recursively, sorted) in given folders."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += sorted(
+                p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            files.append(item)
+    return files
