@@ -8,6 +8,7 @@ functions that need them, so the Home page never pays for them.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -534,29 +535,55 @@ def _failed_prediction(file_name: str, threshold: float, reason: str) -> ImagePr
     return ImagePrediction(file_name, None, None, threshold, reason, None, None, False)
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _grad_cam_cached(path_text: str, signature: str) -> Any:
+    from pneumonet_core import explain
+
+    predictor = _load_model_cached(path_text, signature)
+    return explain.GradCam(predictor.model, predictor.metadata.gradcam_layer)
+
+
+def grad_cam(model_path: str | os.PathLike, model_input: np.ndarray) -> np.ndarray:
+    """Grad-CAM heatmap for one model input (the gradient model is built once per model).
+
+    Args:
+        model_path: The `.keras` file.
+        model_input: One preprocessed image (S, S, 1).
+
+    Returns:
+        float32 (S, S) in [0, 1].
+    """
+    path = Path(model_path)
+    return _grad_cam_cached(str(path), file_signature(path))(model_input)
+
+
+def _named_buffer(content: bytes, file_name: str) -> io.BytesIO:
+    """An in-memory file carrying its name, so the core's messages name the upload."""
+    buffer = io.BytesIO(content)
+    buffer.name = file_name
+    return buffer
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
 def _predict_bytes_cached(
     file_name: str, content: bytes, model_path: str, signature: str
 ) -> ImagePrediction:
-    del signature  # part of the cache key only
-    from pneumonet_core import explain, imaging, preprocessing
+    from pneumonet_core import imaging, preprocessing
 
-    predictor = load_predictor(model_path)
+    predictor = _load_model_cached(model_path, signature)
     threshold = float(predictor.threshold)
     try:
-        image = imaging.read_image(content)
+        image = imaging.read_image(_named_buffer(content, file_name))
     except imaging.ImageReadError as error:
         return _failed_prediction(file_name, threshold, describe_error(error))
-    result = predictor.predict([content], names=[file_name])[0]
-    if getattr(result, "error", None):
-        return _failed_prediction(file_name, threshold, str(result.error))
-    model_input = preprocessing.resize_image(image, int(predictor.metadata.image_size))
-    heatmap = explain.grad_cam(predictor.model, model_input)
+    model_input = preprocessing.resize_image(image, predictor.image_size)
+    probability = float(predictor.predict_arrays(model_input[np.newaxis])[0])
+    heatmap = _grad_cam_cached(model_path, signature)(model_input)
     shown = _display_image(image)
     return ImagePrediction(
         file_name=file_name,
-        probability=float(result.probability),
-        label=str(result.label),
+        probability=probability,
+        label=predictor.label_for(probability),
         threshold=threshold,
         error=None,
         image=shown,
@@ -593,9 +620,7 @@ def overlay(prediction: ImagePrediction, opacity: float) -> np.ndarray:
     Returns:
         uint8 RGB array (H, W, 3).
     """
-    from pneumonet_core import explain
-
-    return explain.overlay_heatmap(prediction.image, prediction.heatmap, opacity)
+    return overlay_image(prediction.image, prediction.heatmap, opacity)
 
 
 def dicom_header(content: bytes) -> dict[str, str]:
@@ -709,3 +734,423 @@ def run_history(run_id: str) -> pd.DataFrame:
     from pneumonet_core import tracking
 
     return tracking.metric_history(run_id)
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation (predictions computed once per model and image set; metrics recomputed freely)
+# ----------------------------------------------------------------------------------------------
+
+VALIDATION_SPLIT = "validation"
+FOLDER_SPLIT = "folder"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSet:
+    """Labelled images to evaluate on.
+
+    Attributes:
+        description: What the set is, in words.
+        paths: Image files.
+        labels: 0 (NORMAL) or 1 (PNEUMONIA) per file.
+    """
+
+    description: str
+    paths: tuple[str, ...]
+    labels: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelScores:
+    """One model's predictions on an evaluation set.
+
+    Attributes:
+        model_path: The model evaluated.
+        name: Its display name.
+        threshold: Its own operating threshold.
+        paths: The images that could be read.
+        labels: Their true labels (0/1).
+        scores: Predicted PNEUMONIA probabilities.
+        skipped: `(path, reason)` for unreadable images.
+    """
+
+    model_path: str
+    name: str
+    threshold: float
+    paths: tuple[str, ...]
+    labels: np.ndarray
+    scores: np.ndarray
+    skipped: tuple[tuple[str, str], ...]
+
+
+def evaluation_models() -> dict[str, str]:
+    """Models that can be evaluated: the active one and every run that saved a model.
+
+    Returns:
+        Display label to `.keras` path, the active model first.
+    """
+    choices: dict[str, str] = {}
+    active = active_model_path()
+    if active.is_file():
+        summary = model_summary(active)
+        choices[f"Active model: {summary.name} ({summary.source})"] = str(active)
+    shipped = config.shipped_model_path()
+    if shipped.is_file() and shipped != active:
+        choices["Shipped model"] = str(shipped)
+    for label, path in _run_models().items():
+        if path not in choices.values():
+            choices[label] = path
+    return choices
+
+
+def _run_models() -> dict[str, str]:
+    if not _tracking_store_exists():
+        return {}
+    from pneumonet_core import tracking
+
+    runs = tracking.list_runs()
+    column = "tags.pneumonet.model_path"
+    if runs.empty or column not in runs.columns:
+        return {}
+    models = {}
+    for _, row in runs.iterrows():
+        path = row.get(column)
+        if isinstance(path, str) and Path(path).is_file():
+            started = pd.to_datetime(row["start_time"]).strftime("%Y-%m-%d %H:%M")
+            models[f"Run {_run_name(row)} ({row['status'].lower()}, {started})"] = path
+    return models
+
+
+def validation_split_settings(model_path: str) -> dict[str, Any]:
+    """How a model's patient-grouped validation split was carved (from its training settings).
+
+    Args:
+        model_path: The model whose split to reproduce.
+
+    Returns:
+        `data_dir`, `val_fraction`, `seed` and `subset_per_class` (defaults where unknown).
+    """
+    defaults = training_defaults()
+    summary = model_summary(model_path)
+    training = summary.details.get("training") if summary else None
+    training = training if isinstance(training, dict) else {}
+    return {
+        "data_dir": training.get("data_dir") or default_data_root(),
+        "val_fraction": float(training.get("val_fraction") or defaults["val_fraction"]),
+        "seed": int(training.get("seed", defaults["seed"])),
+        "subset_per_class": training.get("subset_per_class"),
+    }
+
+
+def dataset_splits(data_root: str) -> list[str]:
+    """Folders under the dataset root that can be evaluated as they are (e.g. val, test)."""
+    root = Path(data_root)
+    return [name for name in ("val", "test") if (root / name / "NORMAL").is_dir()]
+
+
+@st.cache_data(show_spinner="Finding the images…", max_entries=16)
+def evaluation_set(
+    kind: str,
+    folder: str,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 42,
+    subset_per_class: int | None = None,
+    max_per_class: int | None = None,
+) -> EvaluationSet:
+    """The labelled images of a split.
+
+    Args:
+        kind: `VALIDATION_SPLIT` (patient-grouped split carved from `<folder>/train`) or
+            `FOLDER_SPLIT` (every image of a folder holding NORMAL/ and PNEUMONIA/).
+        folder: The dataset root (validation) or the folder to evaluate.
+        val_fraction: Share of patients held out (validation only).
+        seed: Split seed (validation only).
+        subset_per_class: The training subset the split was carved from, if any.
+        max_per_class: Keep at most this many images per class (a quicker look).
+
+    Returns:
+        The images and their labels.
+
+    Raises:
+        ValueError: The folder has no usable images (the message says why).
+    """
+    from pneumonet_core import data
+
+    scan = data.scan_dataset(folder)
+    if kind == VALIDATION_SPLIT:
+        frame = scan.split("train")
+        if frame.empty:
+            raise ValueError(f"{folder} has no train/ images to carve a validation split from")
+        if subset_per_class:
+            frame = data.stratified_subset(frame, per_class=int(subset_per_class), seed=seed)
+        _, frame = data.split_by_patient(frame, val_fraction=val_fraction, seed=seed)
+        description = (
+            f"validation split: {val_fraction:.0%} of the patients in {Path(folder) / 'train'} "
+            f"(patient-grouped, seed {seed})"
+        )
+    else:
+        frame = scan.frame
+        description = f"all images in {folder}"
+    if frame.empty:
+        raise ValueError(f"no images found in {folder}: {'; '.join(scan.problems) or 'empty'}")
+    if max_per_class:
+        frame = data.stratified_subset(frame, per_class=int(max_per_class), seed=0)
+        description += f", at most {max_per_class} per class"
+    return EvaluationSet(
+        description=description,
+        paths=tuple(frame["path"].astype(str)),
+        labels=tuple(int(value) for value in frame["label_index"]),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _scores_cached(
+    model_path: str, signature: str, paths: tuple[str, ...], labels: tuple[int, ...]
+) -> ModelScores:
+    from pneumonet_core import data
+
+    predictor = _load_model_cached(model_path, signature)
+    loaded = data.load_images(list(paths), predictor.image_size, on_error="skip")
+    scores = predictor.predict_arrays(loaded.images)
+    kept = np.asarray(loaded.kept, dtype=bool)
+    summary = model_summary(model_path)
+    return ModelScores(
+        model_path=model_path,
+        name=summary.name if summary else Path(model_path).stem,
+        threshold=float(predictor.threshold),
+        paths=tuple(np.asarray(paths, dtype=object)[kept]),
+        labels=np.asarray(labels, dtype=int)[kept],
+        scores=np.asarray(scores, dtype=float),
+        skipped=tuple((str(path), str(reason)) for path, reason in loaded.errors),
+    )
+
+
+def model_scores(model_path: str, evaluation: EvaluationSet) -> ModelScores:
+    """Predict every image of a set with a model, once (cached per model file version).
+
+    Args:
+        model_path: The `.keras` file.
+        evaluation: The images to predict.
+
+    Returns:
+        The scores; unreadable images are left out and listed in `skipped`.
+    """
+    load_predictor(model_path)
+    return _scores_cached(
+        model_path, file_signature(model_path), evaluation.paths, evaluation.labels
+    )
+
+
+def metrics_at(scores: ModelScores, threshold: float) -> dict[str, Any]:
+    """Headline metrics at a threshold (`pneumonet_core.evaluate.binary_metrics`)."""
+    from pneumonet_core import evaluate
+
+    return evaluate.binary_metrics(scores.labels, scores.scores, threshold=threshold)
+
+
+def classification_report(scores: ModelScores, threshold: float) -> pd.DataFrame:
+    """Per-class precision, recall, F1 and support as a table."""
+    from pneumonet_core import evaluate
+
+    report = evaluate.classification_report_dict(scores.labels, scores.scores, threshold=threshold)
+    rows = {
+        key: value
+        for key, value in report.items()
+        if isinstance(value, dict) and key in (*class_names(), "macro avg", "weighted avg")
+    }
+    table = pd.DataFrame(rows).T[["precision", "recall", "f1-score", "support"]]
+    table["support"] = table["support"].astype(int)
+    table.index.name = "class"
+    return table.round(3)
+
+
+def roc_curve(scores: ModelScores, threshold: float) -> dict[str, Any]:
+    """ROC points, AUC and the operating point at a threshold, for `charts.roc_curves`."""
+    from pneumonet_core import evaluate
+
+    points = evaluate.roc_curve_points(scores.labels, scores.scores)
+    metrics = metrics_at(scores, threshold)
+    return {
+        "name": scores.name,
+        "fpr": points["fpr"],
+        "tpr": points["tpr"],
+        "auc": metrics["roc_auc"],
+        "operating_point": (1 - metrics["specificity"], metrics["sensitivity"], threshold),
+    }
+
+
+def pr_curve(scores: ModelScores, threshold: float) -> dict[str, Any]:
+    """Precision-recall points, average precision and the operating point."""
+    from pneumonet_core import evaluate
+
+    points = evaluate.pr_curve_points(scores.labels, scores.scores)
+    metrics = metrics_at(scores, threshold)
+    precision = metrics["precision"] if metrics["precision"] == metrics["precision"] else 1.0
+    return {
+        "name": scores.name,
+        "recall": points["recall"],
+        "precision": points["precision"],
+        "auc": metrics["pr_auc"],
+        "operating_point": (metrics["sensitivity"], precision, threshold),
+    }
+
+
+def calibration(scores: ModelScores, n_bins: int = 10) -> tuple[dict[str, np.ndarray], float]:
+    """Reliability-diagram bins and the expected calibration error."""
+    from pneumonet_core import evaluate
+
+    bins = evaluate.calibration_bins(scores.labels, scores.scores, n_bins=n_bins)
+    ece = evaluate.expected_calibration_error(scores.labels, scores.scores, n_bins=n_bins)
+    return bins, ece
+
+
+def suggested_thresholds(scores: ModelScores) -> dict[str, float]:
+    """Useful thresholds: the model's own, Youden's J, and 95% sensitivity."""
+    from pneumonet_core import evaluate
+
+    suggestions = {"model's threshold": scores.threshold}
+    if len(set(scores.labels.tolist())) == 2:
+        suggestions["Youden's J"] = evaluate.youden_threshold(scores.labels, scores.scores)
+        suggestions["95% sensitivity"] = evaluate.threshold_for_sensitivity(
+            scores.labels, scores.scores, min_sensitivity=0.95
+        )
+    return {name: float(np.clip(value, 0.0, 1.0)) for name, value in suggestions.items()}
+
+
+def comparison_table(all_scores: list[ModelScores]) -> pd.DataFrame:
+    """Side-by-side metrics of several models, each at its own threshold."""
+    rows = []
+    for scores in all_scores:
+        metrics = metrics_at(scores, scores.threshold)
+        rows.append(
+            {
+                "model": scores.name,
+                "threshold": scores.threshold,
+                "ROC AUC": metrics["roc_auc"],
+                "PR AUC": metrics["pr_auc"],
+                "sensitivity": metrics["sensitivity"],
+                "specificity": metrics["specificity"],
+                "accuracy": metrics["accuracy"],
+                "F1": metrics["f1"],
+                "images": metrics["n"],
+            }
+        )
+    return pd.DataFrame(rows).round(3)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExplainedImage:
+    """A misclassified image with its Grad-CAM.
+
+    Attributes:
+        path: The image file.
+        probability: Predicted PNEUMONIA probability.
+        true_label: The true class name.
+        image: Display image (H, W) in [0, 1].
+        heatmap: Grad-CAM at display size (H, W) in [0, 1].
+    """
+
+    path: str
+    probability: float
+    true_label: str
+    image: np.ndarray
+    heatmap: np.ndarray
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _explain_file_cached(model_path: str, signature: str, image_path: str) -> tuple:
+    from pneumonet_core import imaging, preprocessing
+
+    predictor = _load_model_cached(model_path, signature)
+    image = imaging.read_image(image_path)
+    model_input = preprocessing.resize_image(image, predictor.image_size)
+    heatmap = _grad_cam_cached(model_path, signature)(model_input)
+    shown = _display_image(image)
+    return shown, _resize_for_display(heatmap, (shown.shape[1], shown.shape[0]))
+
+
+def misclassified(
+    scores: ModelScores, threshold: float, *, kind: str, limit: int = 6
+) -> list[ExplainedImage]:
+    """The most confidently wrong images of one kind, each with its Grad-CAM.
+
+    Args:
+        scores: A model's predictions.
+        threshold: The operating threshold.
+        kind: "FP" (NORMAL called PNEUMONIA) or "FN" (PNEUMONIA called NORMAL).
+        limit: At most this many images.
+
+    Returns:
+        The images, most confident mistakes first.
+    """
+    predicted = scores.scores >= threshold
+    if kind == "FP":
+        wrong = np.flatnonzero((scores.labels == 0) & predicted)
+        order = wrong[np.argsort(-scores.scores[wrong])]
+    else:
+        wrong = np.flatnonzero((scores.labels == 1) & ~predicted)
+        order = wrong[np.argsort(scores.scores[wrong])]
+    signature = file_signature(scores.model_path)
+    explained = []
+    for index in order[:limit]:
+        image, heatmap = _explain_file_cached(scores.model_path, signature, scores.paths[index])
+        explained.append(
+            ExplainedImage(
+                path=scores.paths[index],
+                probability=float(scores.scores[index]),
+                true_label=class_names()[int(scores.labels[index])],
+                image=image,
+                heatmap=heatmap,
+            )
+        )
+    return explained
+
+
+def overlay_image(image: np.ndarray, heatmap: np.ndarray, opacity: float) -> np.ndarray:
+    """Blend a heatmap over an image (`pneumonet_core.explain.overlay_heatmap`)."""
+    from pneumonet_core import explain
+
+    return explain.overlay_heatmap(image, heatmap, opacity)
+
+
+def model_run_id(model_path: str) -> str | None:
+    """The MLflow run that trained a model, if recorded in its metadata."""
+    summary = model_summary(model_path)
+    run_id = summary.details.get("run_id") if summary else None
+    return str(run_id) if run_id else None
+
+
+def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Headline metrics as a one-column table (for the report)."""
+    rows = {
+        key: value
+        for key, value in metrics.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    rows.update({key.upper(): value for key, value in metrics["confusion_matrix"].items()})
+    return pd.DataFrame({"value": rows}).rename_axis("metric")
+
+
+def run_histories(model_paths: list[str]) -> dict[str, pd.DataFrame]:
+    """Training curves of the models that came from recorded runs.
+
+    Args:
+        model_paths: The models compared.
+
+    Returns:
+        Model name to its run's metric history (models without a run are left out).
+    """
+    if not _tracking_store_exists():
+        return {}
+    histories = {}
+    for path in model_paths:
+        run_id = model_run_id(path)
+        if not run_id:
+            continue
+        try:
+            history = run_history(run_id)
+        except Exception:  # noqa: BLE001  (a run deleted from the store has no curves)
+            continue
+        summary = model_summary(path)
+        histories[f"{summary.name} ({run_id[:8]})"] = history
+    return histories

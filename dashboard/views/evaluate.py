@@ -1,5 +1,280 @@
-"""Evaluate page (under construction)."""
+"""Evaluate: a model on a split, with a threshold slider driving every metric and chart."""
 
 import streamlit as st
 
+from dashboard import charts, layout, report, services
+
+ALL = "all"
+PER_CLASS_OPTIONS = [25, 50, 100, 200, 500, ALL]
+VALIDATION_LABEL = "Validation split (patient-grouped, carved from train/)"
+OTHER_FOLDER_LABEL = "Another folder…"
+GALLERY_COLUMNS = 3
+
 st.title("Evaluate")
+st.caption(
+    "Predictions are computed once per model and image set; moving the threshold only "
+    "recomputes the metrics."
+)
+layout.intended_use_note()
+
+
+def choose_images(model_path: str) -> services.EvaluationSet | None:
+    """The split picker: validation split, a dataset folder, or any folder.
+
+    Args:
+        model_path: The model whose validation split is offered.
+
+    Returns:
+        The chosen images, or None until a usable folder is given.
+    """
+    split_settings = services.validation_split_settings(model_path)
+    data_root = split_settings["data_dir"]
+    folders = {
+        f"{name}/ folder": f"{data_root}/{name}" for name in services.dataset_splits(data_root)
+    }
+    options = [VALIDATION_LABEL, *folders, OTHER_FOLDER_LABEL]
+    left, right = st.columns([2, 1])
+    choice = left.selectbox("Images", options, key="evaluate_split")
+    per_class = right.select_slider(
+        "Images per class", PER_CLASS_OPTIONS, value=ALL, key="evaluate_per_class"
+    )
+    max_per_class = None if per_class == ALL else int(per_class)
+    if choice == VALIDATION_LABEL:
+        return services.evaluation_set(
+            services.VALIDATION_SPLIT,
+            data_root,
+            val_fraction=split_settings["val_fraction"],
+            seed=split_settings["seed"],
+            subset_per_class=split_settings["subset_per_class"],
+            max_per_class=max_per_class,
+        )
+    folder = folders.get(choice)
+    if folder is None:
+        folder = st.text_input("Folder holding NORMAL/ and PNEUMONIA/", key="evaluate_folder")
+        if not folder.strip():
+            st.info("Enter a folder to evaluate on.", icon=":material/folder_open:")
+            return None
+    return services.evaluation_set(
+        services.FOLDER_SPLIT, folder.strip(), max_per_class=max_per_class
+    )
+
+
+def threshold_slider(scores: services.ModelScores) -> float:
+    """The operating threshold slider, with suggested thresholds listed below it.
+
+    Args:
+        scores: The primary model's predictions.
+
+    Returns:
+        The chosen threshold.
+    """
+    threshold = st.slider(
+        "Decision threshold (probability at or above it is called PNEUMONIA)",
+        0.0,
+        1.0,
+        value=round(scores.threshold, 2),
+        step=0.01,
+        key=f"evaluate_threshold_{scores.model_path}",
+    )
+    suggestions = services.suggested_thresholds(scores)
+    st.caption(" · ".join(f"{name}: {value:.2f}" for name, value in suggestions.items()))
+    return threshold
+
+
+def headline_metrics(metrics: dict) -> None:
+    """Sensitivity, specificity, accuracy, F1 and precision at the threshold.
+
+    Args:
+        metrics: From `services.metrics_at`.
+    """
+    columns = st.columns(5)
+    for column, key, label in zip(
+        columns,
+        ("sensitivity", "specificity", "accuracy", "f1", "precision"),
+        ("Sensitivity", "Specificity", "Accuracy", "F1", "Precision"),
+        strict=True,
+    ):
+        column.metric(label, layout.format_metric(metrics[key]))
+
+
+def gallery(scores: services.ModelScores, threshold: float) -> list[report.ReportImage]:
+    """Misclassified images (false positives and false negatives) with their Grad-CAM.
+
+    Args:
+        scores: The primary model's predictions.
+        threshold: The operating threshold.
+
+    Returns:
+        The overlays shown, for the report.
+    """
+    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="evaluate_opacity")
+    counts = services.metrics_at(scores, threshold)["confusion_matrix"]
+    shown = []
+    tabs = st.tabs([f"False positives ({counts['fp']})", f"False negatives ({counts['fn']})"])
+    for tab, kind in zip(tabs, ("FP", "FN"), strict=True):
+        with tab:
+            examples = services.misclassified(scores, threshold, kind=kind)
+            if not examples:
+                st.info("None at this threshold.", icon=":material/check:")
+                continue
+            st.caption("Most confident mistakes first.")
+            columns = st.columns(GALLERY_COLUMNS)
+            for index, example in enumerate(examples):
+                caption = (
+                    f"{example.path.rsplit('/', 1)[-1]} · true {example.true_label} · "
+                    f"P(pneumonia) {example.probability:.2f}"
+                )
+                pixels = services.overlay_image(example.image, example.heatmap, opacity)
+                columns[index % GALLERY_COLUMNS].image(pixels, caption=caption, width="stretch")
+                shown.append(report.ReportImage(f"{kind}: {caption}", pixels))
+    return shown
+
+
+def comparison(
+    models: dict[str, str], primary: services.ModelScores, evaluation: services.EvaluationSet
+) -> report.ReportSection | None:
+    """Two or more models side by side on the same images: curves and a metrics table.
+
+    Args:
+        models: Every model that can be evaluated (label to path).
+        primary: The primary model's predictions.
+        evaluation: The images both are evaluated on.
+
+    Returns:
+        The comparison for the report, or None when nothing is compared.
+    """
+    others = [label for label, path in models.items() if path != primary.model_path]
+    chosen = st.multiselect("Compare with", others, key="evaluate_compare")
+    if not chosen:
+        st.caption("Pick one or more models or runs to compare them with the one above.")
+        return None
+    with st.spinner("Predicting with the other models…"):
+        all_scores = [primary] + [
+            services.model_scores(models[label], evaluation) for label in chosen
+        ]
+    table = services.comparison_table(all_scores)
+    st.dataframe(table, hide_index=True, width="stretch")
+    roc = charts.roc_curves(
+        [services.roc_curve(item, item.threshold) for item in all_scores], title="ROC curves"
+    )
+    pr = charts.pr_curves(
+        [services.pr_curve(item, item.threshold) for item in all_scores], title="PR curves"
+    )
+    left, right = st.columns(2)
+    left.plotly_chart(roc, config=charts.PLOTLY_CONFIG, width="stretch", key="compare_roc")
+    right.plotly_chart(pr, config=charts.PLOTLY_CONFIG, width="stretch", key="compare_pr")
+    figures = [roc, pr]
+    histories = services.run_histories([item.model_path for item in all_scores])
+    if histories:
+        left, right = st.columns(2)
+        for column, metric in zip((left, right), ("val_auc", "val_loss"), strict=True):
+            figure = charts.run_comparison(histories, metric)
+            column.plotly_chart(
+                figure, config=charts.PLOTLY_CONFIG, width="stretch", key=f"compare_{metric}"
+            )
+            figures.append(figure)
+    return report.ReportSection(
+        "Model comparison",
+        text=["Each model at its own operating threshold, on the same images."],
+        figures=figures,
+        tables=[("Metrics", table)],
+    )
+
+
+models = {}
+with layout.guard("list the models"):
+    models = services.evaluation_models()
+if not models:
+    st.info(
+        "No model to evaluate yet: train one on the Train page.", icon=":material/model_training:"
+    )
+    st.stop()
+
+model_label = st.selectbox("Model or run", list(models), key="evaluate_model")
+model_path = models[model_label]
+
+evaluation = None
+with layout.guard("find the images to evaluate on"):
+    evaluation = choose_images(model_path)
+if evaluation is None:
+    st.stop()
+
+scores = None
+predicting = f"Predicting {len(evaluation.paths)} images (once; then cached)…"
+with layout.guard("predict the images"), st.spinner(predicting):
+    scores = services.model_scores(model_path, evaluation)
+if scores is None:
+    st.stop()
+st.caption(f"{len(scores.paths)} images: {evaluation.description}.")
+if scores.skipped:
+    st.warning(f"{len(scores.skipped)} unreadable images were left out.", icon=":material/warning:")
+
+threshold = threshold_slider(scores)
+metrics = services.metrics_at(scores, threshold)
+headline_metrics(metrics)
+
+normalise = st.toggle("Normalise the matrix by true class", key="evaluate_normalise")
+matrix = charts.confusion_matrix(
+    metrics["confusion_matrix"], normalise=normalise, threshold=threshold
+)
+report_table = services.classification_report(scores, threshold)
+left, right = st.columns([3, 2])
+left.plotly_chart(matrix, config=charts.PLOTLY_CONFIG, width="stretch", key="confusion_matrix")
+with right:
+    st.markdown("**Classification report**")
+    st.dataframe(report_table, width="stretch")
+    st.markdown(
+        f"ROC AUC **{layout.format_metric(metrics['roc_auc'])}** · "
+        f"PR AUC **{layout.format_metric(metrics['pr_auc'])}** · "
+        f"log loss {layout.format_metric(metrics['loss'])}"
+    )
+
+roc = charts.roc_curves([services.roc_curve(scores, threshold)])
+pr = charts.pr_curves([services.pr_curve(scores, threshold)])
+left, right = st.columns(2)
+left.plotly_chart(roc, config=charts.PLOTLY_CONFIG, width="stretch", key="roc")
+right.plotly_chart(pr, config=charts.PLOTLY_CONFIG, width="stretch", key="pr")
+bins, ece = services.calibration(scores)
+calibration = charts.calibration(bins, ece=ece)
+left, _ = st.columns(2)
+left.plotly_chart(calibration, config=charts.PLOTLY_CONFIG, width="stretch", key="calibration")
+
+st.header("Misclassified images")
+gallery_images = []
+with layout.guard("explain the misclassified images"):
+    gallery_images = gallery(scores, threshold)
+
+st.header("Compare models")
+comparison_section = None
+with layout.guard("compare the models"):
+    comparison_section = comparison(models, scores, evaluation)
+
+st.header("Report")
+sections = [
+    report.ReportSection(
+        f"{scores.name} at threshold {threshold:.2f}",
+        text=[
+            f"{len(scores.paths)} images: {evaluation.description}.",
+            f"Model file: {model_path}",
+        ],
+        figures=[matrix, roc, pr, calibration],
+        tables=[
+            ("Headline metrics", services.metrics_table(metrics)),
+            ("Classification report", report_table),
+        ],
+    ),
+    report.ReportSection("Misclassified images (Grad-CAM)", images=gallery_images),
+]
+if comparison_section is not None:
+    sections.append(comparison_section)
+st.download_button(
+    "Download report (HTML)",
+    data=lambda: report.build_report(
+        "PneumoNet evaluation report", services.intended_use(), sections
+    ),
+    file_name="pneumonet_evaluation_report.html",
+    mime="text/html",
+    on_click="ignore",
+    icon=":material/download:",
+)
+st.caption("A single HTML file with every chart and table above; it opens offline.")
