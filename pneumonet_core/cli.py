@@ -85,6 +85,7 @@ def cmd_train(args) -> int:
         on_error=args.on_error,
         out=args.out,
         run_name=args.run_name,
+        distribute=args.distribute,
     )
     result = train(train_config, verbose=1 if sys.stdout.isatty() else 2)
     metrics = result.val_metrics
@@ -288,6 +289,12 @@ def _add_train_parser(commands) -> None:
     )
     train.add_argument("--out", help="where to write the best model (.keras)")
     train.add_argument("--run-name", help="MLflow run name")
+    train.add_argument(
+        "--distribute",
+        choices=("none", "mirrored", "multiworker"),
+        default="none",
+        help="tf.distribute strategy (batch size is per replica)",
+    )
     train.set_defaults(handler=cmd_train)
 
 

@@ -29,6 +29,7 @@ from pneumonet_core.data import (
     split_by_patient,
     stratified_subset,
 )
+from pneumonet_core.distribute import STRATEGIES, global_batch_size, make_strategy
 from pneumonet_core.model import build_model, default_image_size
 from pneumonet_core.modelio import ModelMetadata, save_model
 
@@ -63,6 +64,8 @@ class TrainConfig:
         on_error: "skip" or "raise" for unreadable training images.
         out: Where the best model is written (default: `<PNEUMONET_HOME>/models/<run>.keras`).
         run_name: MLflow run name.
+        distribute: tf.distribute strategy: "none", "mirrored" or "multiworker"; the batch
+            size is per replica.
     """
 
     data_dir: str | None = None
@@ -85,6 +88,7 @@ class TrainConfig:
     on_error: str = "skip"
     out: str | None = None
     run_name: str | None = None
+    distribute: str = "none"
 
     def __post_init__(self):
         if isinstance(self.augmentation, dict):
@@ -107,6 +111,7 @@ class TrainConfig:
             (0 <= self.label_smoothing < 0.5, "label_smoothing", "in [0, 0.5)"),
             (self.early_stopping_patience >= 0, "early_stopping_patience", "0 or more"),
             (self.on_error in ("skip", "raise"), "on_error", "'skip' or 'raise'"),
+            (self.distribute in STRATEGIES, "distribute", f"one of {STRATEGIES}"),
             (
                 self.subset_per_class is None or self.subset_per_class >= 2,
                 "subset_per_class",
@@ -261,6 +266,8 @@ def train(
 
     started = time.monotonic()
     keras.utils.set_random_seed(train_config.seed)
+    strategy = make_strategy(train_config.distribute)
+    batch_size = global_batch_size(train_config.batch_size, strategy)
     data = prepare_data(train_config)
     augmentation = build_augmentation(train_config.augmentation, seed=train_config.seed)
     train_labels = data.train_frame["label_index"].to_numpy()
@@ -268,16 +275,19 @@ def train(
     train_dataset = make_dataset(
         data.train_images,
         train_labels,
-        batch_size=train_config.batch_size,
+        batch_size=batch_size,
         training=True,
         augmentation=augmentation,
         seed=train_config.seed,
     )
-    val_dataset = make_dataset(data.val_images, val_labels, batch_size=train_config.batch_size)
-    model = build_model(
-        train_config.architecture, train_config.resolved_image_size(), train_config.dropout_rate
-    )
-    _compile(model, train_config, steps_per_epoch=len(train_dataset))
+    val_dataset = make_dataset(data.val_images, val_labels, batch_size=batch_size)
+    with strategy.scope():
+        model = build_model(
+            train_config.architecture,
+            train_config.resolved_image_size(),
+            train_config.dropout_rate,
+        )
+        _compile(model, train_config, steps_per_epoch=len(train_dataset))
 
     mlflow = tracking.configure()
     experiment_id = tracking.ensure_experiment()
