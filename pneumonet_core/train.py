@@ -178,6 +178,9 @@ class TrainResult:
     threshold: float
     val_metrics: dict
     duration_s: float
+    parameters: int = 0
+    train_images: int = 0
+    val_images: int = 0
 
 
 @dataclass
@@ -360,6 +363,9 @@ def train(
         threshold=threshold,
         val_metrics=val_metrics,
         duration_s=duration,
+        parameters=int(model.count_params()),
+        train_images=len(data.train_frame),
+        val_images=len(data.val_frame),
     )
 
 

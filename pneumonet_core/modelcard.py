@@ -1,0 +1,84 @@
+"""Model cards: a machine-readable JSON and a Markdown rendering of the same facts."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pneumonet_core import INTENDED_USE, config
+
+LIMITATIONS = [
+    "Trained on one centre's paediatric (age 1-5) anterior-posterior chest X-rays "
+    "(Guangzhou, Kermany et al. 2018); other populations, adults, lateral views and other "
+    "hospitals' equipment are outside its validated use.",
+    "Validation figures come from a patient-grouped split of the training set. Models trained "
+    "on this dataset are known to over-call pneumonia on its official test images, whose "
+    "normal cases are harder; expect lower specificity there.",
+    "Distinguishes NORMAL from PNEUMONIA only (bacterial and viral are both PNEUMONIA); it does "
+    "not detect other findings.",
+    "Grad-CAM heatmaps show what influenced the score, not where the disease is.",
+]
+
+
+def read_model_card(path: str | os.PathLike | None = None) -> dict | None:
+    """The shipped model card (JSON), or None when there is none."""
+    path = Path(path or config.model_card_path())
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def _format_metric(value) -> str:
+    if isinstance(value, dict):
+        return f"{value['value']:.4f} (95% CI {value['ci_low']:.4f}-{value['ci_high']:.4f})"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def render_markdown(card: dict) -> str:
+    """A Markdown model card from the JSON card."""
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        f"> **Intended use.** {INTENDED_USE}",
+        "",
+        "## Model",
+        "",
+        f"- Architecture: `{card['architecture']}`, {card['parameters']:,} parameters",
+        f"- Input: {card['image_size']}x{card['image_size']} grayscale, "
+        f"preprocessing `{card['preprocessing']['name']}` ({card['preprocessing']['resize']}; "
+        f"{card['preprocessing']['scale']})",
+        f"- Output: probability of PNEUMONIA; decision threshold **{card['threshold']:.3f}**",
+        f"- File: `{card['file']}` ({card['file_size_mb']:.1f} MB), created {card['created_at']}",
+        f"- Training data fingerprint (SHA-256): `{card['training_data_fingerprint']}`",
+        "",
+        "## Training",
+        "",
+        f"- Data: {card['training']['train_images']} training and "
+        f"{card['training']['val_images']} validation images from `train/`, split by patient "
+        f"(seed {card['training']['seed']})",
+        f"- Recipe: {card['training']['recipe']}",
+        f"- Time: {card['training']['duration_min']:.1f} min on {card['training']['hardware']}",
+        "",
+        "## Validation metrics (patient-grouped split of train/)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {key} | {_format_metric(value)} |" for key, value in card["validation"].items()]
+    lines += [
+        "",
+        "## Operating point",
+        "",
+        card["operating_point"],
+        "",
+        "## Baseline",
+        "",
+        card.get("baseline", "n/a"),
+        "",
+        "## Limitations",
+        "",
+    ]
+    lines += [f"- {item}" for item in card.get("limitations", LIMITATIONS)]
+    lines += ["", "## Reproduce", "", f"```bash\n{card['reproduce']}\n```", ""]
+    return "\n".join(lines)
