@@ -16,16 +16,20 @@ PROBABILITY_EPSILON = 1e-7
 
 
 def _check_inputs(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
-    y_true = np.asarray(y_true).astype(int).ravel()
+    labels = np.asarray(y_true).ravel()
     y_score = np.asarray(y_score, dtype=np.float64).ravel()
+    if labels.size and not np.isin(labels, (0, 1)).all():
+        # Checked before the cast to int, which would silently turn 0.5 into 0.
+        raise ValueError(
+            f"y_true must hold 0/1 labels, got values {sorted(set(labels.tolist()))[:5]}"
+        )
+    y_true = labels.astype(int)
     if y_true.shape != y_score.shape:
         raise ValueError(
             f"y_true and y_score must have the same length, got {y_true.size} and {y_score.size}"
         )
     if y_true.size == 0:
         raise ValueError("y_true is empty: nothing to evaluate")
-    if not np.isin(y_true, (0, 1)).all():
-        raise ValueError(f"y_true must hold 0/1 labels, got values {sorted(set(y_true))[:5]}")
     if not np.isfinite(y_score).all() or y_score.min() < 0 or y_score.max() > 1:
         raise ValueError("y_score must hold probabilities in [0, 1]")
     return y_true, y_score

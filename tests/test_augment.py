@@ -1,0 +1,90 @@
+"""augment: validated augmentation settings and the Keras layers built from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pneumonet_core.augment import NO_AUGMENTATION, AugmentationConfig, build_augmentation
+
+
+def asymmetric_batch(n: int = 4, size: int = 32) -> np.ndarray:
+    """Images with a bright block in the top-left corner (changed by flips and shifts)."""
+    images = np.full((n, size, size, 1), 0.2, dtype=np.float32)
+    images[:, 2:12, 2:12, :] = 0.9
+    return images
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("rotation_degrees", 181.0),
+        ("rotation_degrees", -1.0),
+        ("zoom", 0.95),
+        ("zoom", -0.1),
+        ("translation", 1.0),
+        ("contrast", 2.0),
+    ],
+)
+def test_out_of_range_settings_raise_naming_the_field_and_value(field, value):
+    with pytest.raises(ValueError, match=field) as caught:
+        AugmentationConfig(**{field: value})
+    assert repr(value) in str(caught.value)
+
+
+def test_to_dict_round_trips():
+    config = AugmentationConfig(rotation_degrees=5.0, zoom=0.0, horizontal_flip=False)
+    assert AugmentationConfig(**config.to_dict()) == config
+    assert config.to_dict()["rotation_degrees"] == 5.0
+
+
+def test_disabled_or_empty_augmentation_builds_nothing():
+    assert build_augmentation(NO_AUGMENTATION) is None
+    nothing = AugmentationConfig(
+        horizontal_flip=False, rotation_degrees=0, zoom=0, translation=0, contrast=0
+    )
+    assert build_augmentation(nothing) is None
+
+
+def test_default_augmentation_has_one_layer_per_transform():
+    augmentation = build_augmentation(AugmentationConfig())
+    names = [type(layer).__name__ for layer in augmentation.layers]
+    assert names == [
+        "RandomFlip",
+        "RandomRotation",
+        "RandomZoom",
+        "RandomTranslation",
+        "RandomContrast",
+    ]
+    only_flip = AugmentationConfig(rotation_degrees=0, zoom=0, translation=0, contrast=0)
+    assert [type(layer).__name__ for layer in build_augmentation(only_flip).layers] == [
+        "RandomFlip"
+    ]
+
+
+def test_augmentation_changes_training_images_keeps_shape_and_range():
+    images = asymmetric_batch()
+    augmentation = build_augmentation(AugmentationConfig(rotation_degrees=20, zoom=0.2), seed=1)
+    augmented = np.asarray(augmentation(images, training=True))
+    assert augmented.shape == images.shape
+    assert augmented.min() >= -1e-6 and augmented.max() <= 1.0 + 1e-6
+    assert not np.allclose(augmented, images)
+
+
+def test_augmentation_is_identity_at_inference():
+    images = asymmetric_batch()
+    augmentation = build_augmentation(AugmentationConfig())
+    np.testing.assert_allclose(np.asarray(augmentation(images, training=False)), images, atol=1e-6)
+
+
+def test_flip_only_augmentation_gives_the_image_or_its_mirror():
+    images = asymmetric_batch(n=16)
+    flip = build_augmentation(
+        AugmentationConfig(rotation_degrees=0, zoom=0, translation=0, contrast=0), seed=0
+    )
+    out = np.asarray(flip(images, training=True))
+    mirrored = images[:, :, ::-1, :]
+    same = [np.allclose(o, i) for o, i in zip(out, images, strict=True)]
+    flipped = [np.allclose(o, m) for o, m in zip(out, mirrored, strict=True)]
+    assert all(s or f for s, f in zip(same, flipped, strict=True))
+    assert any(flipped)

@@ -1,0 +1,173 @@
+"""modelio: `.keras` files that carry their metadata, saved atomically, loaded safely."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from pneumonet_core.modelio import (
+    METADATA_ENTRY,
+    ModelLoadError,
+    ModelMetadata,
+    load_model,
+    read_metadata,
+    save_model,
+)
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import keras
+
+    from pneumonet_core.model import build_model
+
+    keras.utils.set_random_seed(2)
+    return build_model("seed", SIZE)
+
+
+@pytest.fixture
+def metadata() -> ModelMetadata:
+    return ModelMetadata(
+        architecture="seed",
+        image_size=SIZE,
+        threshold=0.37,
+        training_data_fingerprint="ab" * 32,
+        run_id="run123",
+        metrics={"validation": {"accuracy": 0.9, "roc_auc": 0.95}, "best_epoch": 2},
+        training={"epochs": 2, "seed": 3},
+    )
+
+
+def images(n: int = 3) -> np.ndarray:
+    return np.random.default_rng(0).random((n, SIZE, SIZE, 1)).astype(np.float32)
+
+
+def test_round_trip_keeps_metadata_and_predictions(tmp_path, tiny_model, metadata):
+    path = save_model(tiny_model, tmp_path / "models" / "m.keras", metadata)
+    assert path == tmp_path / "models" / "m.keras" and path.is_file()
+    loaded, loaded_metadata = load_model(path)
+    assert loaded_metadata == metadata
+    assert loaded_metadata.threshold == 0.37
+    assert loaded_metadata.metrics["validation"]["roc_auc"] == 0.95
+    np.testing.assert_allclose(
+        np.asarray(loaded(images(), training=False)),
+        np.asarray(tiny_model(images(), training=False)),
+        atol=1e-6,
+    )
+
+
+def test_save_is_atomic_and_overwrites(tmp_path, tiny_model, metadata):
+    path = tmp_path / "m.keras"
+    save_model(tiny_model, path, metadata)
+    metadata.threshold = 0.61
+    save_model(tiny_model, path, metadata)
+    assert read_metadata(path).threshold == 0.61
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary file left
+
+
+def test_read_metadata_does_not_import_tensorflow(tmp_path, tiny_model, metadata):
+    path = save_model(tiny_model, tmp_path / "m.keras", metadata)
+    assert read_metadata(path).run_id == "run123"
+    code = (
+        "import sys\n"
+        "from pneumonet_core.modelio import read_metadata\n"
+        f"metadata = read_metadata({str(path)!r})\n"
+        "assert metadata.threshold == 0.37, metadata\n"
+        "loaded = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_metadata_ignores_unknown_keys():
+    values = ModelMetadata(architecture="seed", image_size=SIZE).to_dict()
+    values["added_in_a_later_version"] = 1
+    assert ModelMetadata.from_dict(values).image_size == SIZE
+
+
+def test_missing_file_raises_model_load_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="no model file at") as caught:
+        load_model(tmp_path / "absent.keras")
+    assert str(tmp_path / "absent.keras") in str(caught.value)
+
+
+def test_corrupt_file_raises_model_load_error(tmp_path):
+    path = tmp_path / "corrupt.keras"
+    path.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(ModelLoadError, match="not a readable .keras model file"):
+        load_model(path)
+    with pytest.raises(ModelLoadError):
+        read_metadata(path)
+
+
+def test_zip_without_metadata_raises_model_load_error(tmp_path):
+    path = tmp_path / "plain.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+    with pytest.raises(ModelLoadError, match="without PneumoNet metadata"):
+        load_model(path)
+
+
+def test_plain_keras_file_raises_model_load_error(tmp_path, tiny_model):
+    path = tmp_path / "foreign.keras"
+    tiny_model.save(path)
+    with pytest.raises(ModelLoadError, match="without PneumoNet metadata") as caught:
+        load_model(path)
+    assert str(path) in str(caught.value)
+
+
+def test_metadata_without_a_model_raises_model_load_error(tmp_path, metadata):
+    path = tmp_path / "only_metadata.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(METADATA_ENTRY, json.dumps(metadata.to_dict()))
+    assert read_metadata(path).threshold == 0.37
+    with pytest.raises(ModelLoadError, match="could not be loaded as a Keras model"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{not json", "not a readable"),
+        (json.dumps({"image_size": 32}), "incomplete metadata"),
+    ],
+)
+def test_broken_metadata_raises_model_load_error(tmp_path, content, reason):
+    path = tmp_path / "broken.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(METADATA_ENTRY, content)
+    with pytest.raises(ModelLoadError, match=reason):
+        read_metadata(path)
+
+
+def test_metadata_that_contradicts_the_model_is_refused(tmp_path, tiny_model):
+    path = save_model(tiny_model, tmp_path / "m.keras", ModelMetadata("seed", image_size=64))
+    with pytest.raises(ModelLoadError, match="does not match its metadata"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("name", ["model.h5", "model", "model.keras.tmp"])
+def test_save_refuses_paths_not_ending_in_keras(tmp_path, tiny_model, metadata, name):
+    with pytest.raises(ValueError, match=r"must end in \.keras") as caught:
+        save_model(tiny_model, tmp_path / name, metadata)
+    assert name in str(caught.value)
+    assert not (tmp_path / name).exists()
+
+
+def test_save_into_an_unwritable_folder_raises_os_error_naming_the_path(
+    tmp_path, tiny_model, metadata
+):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file where a folder should be")
+    target = blocker / "sub" / "m.keras"
+    with pytest.raises(OSError, match="cannot write the model to") as caught:
+        save_model(tiny_model, target, metadata)
+    assert str(target) in str(caught.value)
