@@ -178,7 +178,8 @@ def _pid_alive(pid: int | None) -> bool:
 
 def _record_death(status: JobStatus) -> JobStatus:
     reason = "the training process ended unexpectedly (killed or crashed); see the job log"
-    values = _update_status(state="failed", error=reason)
+    # Keep the progress (run id, epoch) the dead process last reported.
+    values = _update_status(**{**_progress_fields(), "state": "failed", "error": reason})
     if status.run_id:
         try:
             from pneumonet_core import tracking
@@ -275,11 +276,14 @@ def run_job(config_path: str) -> int:
                 state="failed", error=f"{type(error).__name__}: {message}", **_progress_fields()
             )
             return 1
+        # The progress file also holds run_id: merge, letting the result's values win.
         _update_status(
-            state="stopped" if result.stopped_by_user else "finished",
-            run_id=result.run_id,
-            model_path=result.model_path,
-            **_progress_fields(),
+            **{
+                **_progress_fields(),
+                "state": "stopped" if result.stopped_by_user else "finished",
+                "run_id": result.run_id,
+                "model_path": result.model_path,
+            }
         )
         _stop_path().unlink(missing_ok=True)
         return 0
