@@ -1,0 +1,236 @@
+"""cli: the `pneumonet` command (data check, train, evaluate, predict) as users call it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pneumonet_core import INTENDED_USE
+from pneumonet_core.cli import EXIT_ERROR, main
+
+PREDICTION_KEYS = {"file", "probability", "label", "threshold", "error"}
+EVALUATION_KEYS = {
+    "n",
+    "accuracy",
+    "loss",
+    "roc_auc",
+    "pr_auc",
+    "sensitivity",
+    "specificity",
+    "precision",
+    "f1",
+    "threshold",
+    "confusion_matrix",
+}
+
+
+def count_row(output: str, split: str) -> list[int]:
+    """The numbers on the counts table's row for a split."""
+    match = re.search(rf"^{split}\s+(\d+)\s+(\d+)\s+(\d+)\s*$", output, re.MULTILINE)
+    assert match, output
+    return [int(value) for value in match.groups()]
+
+
+# --- data check ------------------------------------------------------------------------------
+
+
+def test_data_check_prints_counts_as_numbers(synthetic_data, capsys):
+    assert main(["data", "check", str(synthetic_data)]) == 0
+    output = capsys.readouterr().out
+    assert f"Dataset: {synthetic_data}" in output
+    assert count_row(output, "train") == [24, 24, 48]
+    assert count_row(output, "val") == [4, 4, 8]
+    assert "No problems found." in output
+
+
+def test_data_check_uses_pneumonet_data_by_default(synthetic_data, capsys, monkeypatch):
+    monkeypatch.setenv("PNEUMONET_DATA", str(synthetic_data))
+    assert main(["data", "check"]) == 0
+    assert count_row(capsys.readouterr().out, "train") == [24, 24, 48]
+
+
+def test_data_check_reports_problems_and_fails(dataset_factory, corrupt_jpeg, capsys):
+    root = dataset_factory(per_class=3)
+    shutil.rmtree(root / "train" / "PNEUMONIA")
+    copied = root / "train" / "NORMAL" / "IM-9999-0001.jpeg"
+    shutil.copy(corrupt_jpeg, copied)
+    assert main(["data", "check", str(root)]) == 1
+    output = capsys.readouterr().out
+    assert "1 problem(s)" in output
+    assert "missing class folder" in output
+    assert main(["data", "check", "--verify", str(root)]) == 1
+    output = capsys.readouterr().out
+    assert "2 problem(s)" in output
+    assert f"unreadable image: {copied.name}" in output
+
+
+def test_data_check_missing_folder_exits_2_with_one_line(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main(["data", "check", str(missing)]) == EXIT_ERROR
+    captured = capsys.readouterr()
+    assert captured.err.startswith("pneumonet: error: dataset folder")
+    assert str(missing) in captured.err
+    assert "Traceback" not in captured.err and captured.err.count("\n") == 1
+
+
+# --- predict ---------------------------------------------------------------------------------
+
+
+def test_predict_json_prints_one_object_per_line(
+    trained_model_path, image_factory, corrupt_jpeg, capsys
+):
+    files = [image_factory("a.png", 0, 1), image_factory("b.jpeg", 1, 2), corrupt_jpeg]
+    args = ["predict", *map(str, files), "--model", str(trained_model_path), "--json"]
+    assert main(args) == 1  # one file failed
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    records = [json.loads(line) for line in lines]
+    assert all(set(record) == PREDICTION_KEYS for record in records)
+    assert [record["file"] for record in records] == [str(path) for path in files]
+    for record in records[:2]:
+        assert record["error"] is None
+        assert 0.0 <= record["probability"] <= 1.0
+        assert record["label"] in ("NORMAL", "PNEUMONIA")
+        assert (record["label"] == "PNEUMONIA") == (record["probability"] >= record["threshold"])
+    assert records[2]["probability"] is None and "not a recognised image" in records[2]["error"]
+
+
+def test_predict_folder_in_text_mode(trained_model_path, synthetic_data, capsys):
+    folder = synthetic_data / "val" / "NORMAL"
+    args = ["predict", str(folder), "--model", str(trained_model_path), "--quiet"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"# {INTENDED_USE}"
+    assert len(lines) == 1 + 4
+    assert all(re.search(r"\t(NORMAL|PNEUMONIA)\tp=[01]\.\d{4}\t", line) for line in lines[1:])
+
+
+def test_predict_with_a_missing_model_exits_2(image_factory, tmp_path, capsys):
+    absent = tmp_path / "absent.keras"
+    args = ["predict", str(image_factory("a.png")), "--model", str(absent)]
+    assert main(args) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith(f"pneumonet: error: no model at {absent}")
+    assert "Traceback" not in err
+
+
+def test_predict_without_images_exits_2(tmp_path, capsys):
+    assert main(["predict", str(tmp_path)]) == EXIT_ERROR
+    assert "no image files found" in capsys.readouterr().err
+
+
+# --- evaluate --------------------------------------------------------------------------------
+
+
+def test_evaluate_json_has_every_metric(trained_model_path, synthetic_data, capsys):
+    folder = synthetic_data / "val"
+    assert main(["evaluate", str(folder), "--model", str(trained_model_path), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(metrics) >= EVALUATION_KEYS
+    assert metrics["n"] == 8
+    assert set(metrics["confusion_matrix"]) == {"tn", "fp", "fn", "tp"}
+    assert sum(metrics["confusion_matrix"].values()) == 8
+    matrix = metrics["confusion_matrix"]
+    assert metrics["accuracy"] == pytest.approx((matrix["tn"] + matrix["tp"]) / 8)
+    for key in ("accuracy", "roc_auc", "pr_auc", "loss"):
+        assert isinstance(metrics[key], float)
+    from pneumonet_core.modelio import read_metadata
+
+    assert metrics["threshold"] == pytest.approx(read_metadata(trained_model_path).threshold)
+    assert metrics["unreadable"] == []
+
+
+def test_evaluate_threshold_override_and_defaults(
+    trained_model_path, synthetic_data, capsys, monkeypatch
+):
+    monkeypatch.setenv("PNEUMONET_DATA", str(synthetic_data))
+    monkeypatch.setenv("PNEUMONET_MODEL", str(trained_model_path))
+    assert main(["evaluate", "--json", "--threshold", "0"]) == 0  # default folder: val/
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == 8 and metrics["threshold"] == 0.0
+    assert metrics["confusion_matrix"] == {"tn": 0, "fp": 4, "fn": 0, "tp": 4}
+
+
+def test_evaluate_skips_unreadable_images(
+    trained_model_path, dataset_factory, corrupt_jpeg, capsys
+):
+    root = dataset_factory(per_class=3, splits=("val",))
+    shutil.copy(corrupt_jpeg, root / "val" / "PNEUMONIA" / corrupt_jpeg.name)
+    args = ["evaluate", str(root / "val"), "--model", str(trained_model_path), "--json"]
+    assert main(args) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == 6
+    assert len(metrics["unreadable"]) == 1 and corrupt_jpeg.name in metrics["unreadable"][0]
+
+
+def test_evaluate_text_output(trained_model_path, synthetic_data, capsys):
+    assert main(["evaluate", str(synthetic_data / "val"), "--model", str(trained_model_path)]) == 0
+    output = capsys.readouterr().out
+    assert "Evaluated 8 images" in output
+    assert re.search(r"^sensitivity\s+[01]\.\d{4}$", output, re.MULTILINE)
+    assert "true PNEUMONIA" in output
+
+
+def test_evaluate_with_a_missing_model_exits_2(synthetic_data, tmp_path, capsys):
+    absent = tmp_path / "absent.keras"
+    args = ["evaluate", str(synthetic_data / "val"), "--model", str(absent), "--json"]
+    assert main(args) == EXIT_ERROR
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"no model at {absent}" in captured.err
+
+
+# --- train -----------------------------------------------------------------------------------
+
+
+def test_train_rejects_a_bad_threshold_policy_before_training(synthetic_data, capsys):
+    args = ["train", str(synthetic_data), "--threshold-policy", "median", "--epochs", "1"]
+    assert main(args) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "threshold_policy" in err and "'median'" in err
+
+
+def test_train_rejects_an_unknown_architecture(synthetic_data, capsys, tmp_path):
+    out = tmp_path / "m.keras"
+    args = ["train", str(synthetic_data), "--arch", "resnet", "--image-size", "32"]
+    assert main([*args, "--out", str(out)]) == EXIT_ERROR
+    assert "unknown architecture 'resnet'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as caught:
+        main([])
+    assert caught.value.code == 2
+    with pytest.raises(SystemExit) as caught:
+        main(["train", "--monitor", "val_accuracy"])
+    assert caught.value.code == 2
+
+
+# --- the installed entry point ---------------------------------------------------------------
+
+
+def test_installed_pneumonet_command_runs(synthetic_data):
+    executable = shutil.which("pneumonet", path=str(Path(sys.executable).parent))
+    if executable is None:
+        pytest.skip("the pneumonet entry point is not installed next to this Python")
+    completed = subprocess.run(
+        [executable, "data", "check", str(synthetic_data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert count_row(completed.stdout, "train") == [24, 24, 48]
+    help_text = subprocess.run(
+        [executable, "--help"], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert "usage: pneumonet" in help_text
+    for command in ("data", "train", "evaluate", "predict"):
+        assert command in help_text

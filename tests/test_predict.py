@@ -1,0 +1,122 @@
+"""predict: a saved model predicts paths, bytes and file objects; bad files do not stop it."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from pneumonet_core.modelio import ModelLoadError, load_model
+from pneumonet_core.predict import Prediction, Predictor, expand_inputs
+from pneumonet_core.preprocessing import preprocess_image
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_model_path) -> Predictor:
+    return Predictor(trained_model_path)
+
+
+@pytest.fixture
+def images(image_factory):
+    return [
+        image_factory("normal.png", label_index=0, seed=1),
+        image_factory("pneumonia.jpeg", label_index=1, seed=2),
+        image_factory("other.jpeg", label_index=1, seed=3),
+    ]
+
+
+def test_predictor_reads_the_models_metadata(predictor, trained):
+    assert predictor.image_size == 32
+    assert predictor.threshold == pytest.approx(trained.result.threshold)
+    assert predictor.metadata.class_names == ["NORMAL", "PNEUMONIA"]
+
+
+def test_predict_paths_matches_the_model_directly(predictor, images, trained_model_path):
+    predictions = predictor.predict(images)
+    assert [p.file for p in predictions] == [str(path) for path in images]
+    model, _ = load_model(trained_model_path)
+    inputs = np.stack([preprocess_image(path, 32) for path in images])
+    expected = np.asarray(model(inputs, training=False)).ravel()
+    np.testing.assert_allclose([p.probability for p in predictions], expected, atol=1e-5)
+    for prediction in predictions:
+        assert prediction.error is None
+        assert prediction.threshold == predictor.threshold
+        positive = prediction.probability >= predictor.threshold
+        assert prediction.label == ("PNEUMONIA" if positive else "NORMAL")
+
+
+def test_bytes_file_objects_and_paths_give_the_same_probability(predictor, images):
+    path = images[1]
+    data = path.read_bytes()
+    by_path, by_bytes, by_file = predictor.predict(
+        [path, data, io.BytesIO(data)], names=["a", "b", "c"]
+    )
+    assert [by_path.file, by_bytes.file, by_file.file] == ["a", "b", "c"]
+    assert by_bytes.probability == pytest.approx(by_path.probability, abs=1e-6)
+    assert by_file.probability == pytest.approx(by_path.probability, abs=1e-6)
+
+
+def test_bad_file_gets_an_error_and_the_others_are_still_predicted(predictor, images, corrupt_jpeg):
+    sources = [images[0], corrupt_jpeg, images[1], b""]
+    predictions = predictor.predict(sources)
+    assert len(predictions) == 4
+    good = [predictions[0], predictions[2]]
+    assert all(p.error is None and 0.0 <= p.probability <= 1.0 for p in good)
+    bad = predictions[1]
+    assert bad.probability is None and bad.label is None
+    assert "not a recognised image" in bad.error and corrupt_jpeg.name in bad.error
+    assert predictions[3].file == "uploaded file" and "empty" in predictions[3].error
+    alone = predictor.predict([images[0], images[1]])
+    assert [p.probability for p in alone] == pytest.approx([p.probability for p in good])
+
+
+def test_batching_does_not_change_results_or_order(predictor, image_factory):
+    paths = [image_factory(f"img{i}.png", label_index=i % 2, seed=i) for i in range(7)]
+    whole = predictor.predict(paths, batch_size=32)
+    batched = list(predictor.iter_predict(paths, batch_size=3))
+    assert [p.file for p in batched] == [p.file for p in whole]
+    np.testing.assert_allclose(
+        [p.probability for p in batched], [p.probability for p in whole], atol=1e-6
+    )
+
+
+def test_predict_arrays_checks_the_shape(predictor):
+    assert predictor.predict_arrays(np.zeros((0, 32, 32, 1))).shape == (0,)
+    assert predictor.predict_arrays(np.zeros((2, 32, 32, 1))).shape == (2,)
+    with pytest.raises(ValueError, match=r"\(2, 64, 64, 1\)"):
+        predictor.predict_arrays(np.zeros((2, 64, 64, 1)))
+
+
+def test_prediction_to_dict_has_the_documented_keys():
+    values = Prediction("x.png", 0.7, "PNEUMONIA", 0.5).to_dict()
+    assert values == {
+        "file": "x.png",
+        "probability": 0.7,
+        "label": "PNEUMONIA",
+        "threshold": 0.5,
+        "error": None,
+    }
+
+
+def test_missing_model_raises_model_load_error_with_advice(tmp_path):
+    with pytest.raises(ModelLoadError, match="no model at .*pneumonet train"):
+        Predictor(tmp_path / "absent.keras")
+
+
+def test_default_model_comes_from_pneumonet_model(monkeypatch, trained_model_path):
+    monkeypatch.setenv("PNEUMONET_MODEL", str(trained_model_path))
+    assert Predictor().path == trained_model_path
+
+
+def test_expand_inputs_finds_images_in_folders_sorted(tmp_path, image_factory):
+    image_factory("folder/b.png")
+    image_factory("folder/sub/a.jpeg")
+    (tmp_path / "folder" / "readme.txt").write_text("not an image")
+    single = image_factory("single.jpeg")
+    found = expand_inputs([tmp_path / "folder", single])
+    assert found == [
+        tmp_path / "folder" / "b.png",
+        tmp_path / "folder" / "sub" / "a.jpeg",
+        single,
+    ]
