@@ -21,14 +21,21 @@ PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png",
 CLASS_NAMES = ("NORMAL", "PNEUMONIA")
 
 
-def _style(figure: go.Figure, title: str, *, height: int = 460) -> go.Figure:
+def _style(figure: go.Figure, title: str, *, height: int = 560) -> go.Figure:
     figure.update_layout(
         title={"text": title, "font": {"size": TITLE_SIZE}},
         font={"size": FONT_SIZE, "family": "Source Sans Pro, Arial, sans-serif"},
         height=height,
-        margin={"l": 70, "r": 30, "t": 70, "b": 70},
+        margin={"l": 80, "r": 30, "t": 70, "b": 40},
         template="plotly_white",
-        legend={"font": {"size": FONT_SIZE - 2}},
+        legend={
+            "font": {"size": FONT_SIZE - 2},
+            "orientation": "h",
+            "yanchor": "top",
+            "y": -0.2,
+            "xanchor": "left",
+            "x": 0,
+        },
         hoverlabel={"font": {"size": FONT_SIZE - 2}},
     )
     return figure
@@ -270,7 +277,7 @@ def training_curves(history: pd.DataFrame, metric: str, *, title: str) -> go.Fig
             )
     figure.update_xaxes(title="epoch", rangemode="tozero")
     figure.update_yaxes(title=metric)
-    return _style(figure, title, height=380)
+    return _style(figure, title, height=460)
 
 
 def run_comparison(histories: dict[str, pd.DataFrame], metric: str) -> go.Figure:
@@ -298,4 +305,41 @@ def run_comparison(histories: dict[str, pd.DataFrame], metric: str) -> go.Figure
             )
     figure.update_xaxes(title="epoch")
     figure.update_yaxes(title=metric)
-    return _style(figure, f"{metric} per epoch", height=400)
+    return _style(figure, f"{metric} per epoch", height=480)
+
+
+def score_distribution(labels: np.ndarray, scores: np.ndarray, threshold: float) -> go.Figure:
+    """Histogram of predicted probabilities per true class, with the threshold marked.
+
+    Args:
+        labels: True labels (0 = NORMAL, 1 = PNEUMONIA).
+        scores: Predicted PNEUMONIA probabilities.
+        threshold: The operating threshold.
+
+    Returns:
+        The figure.
+    """
+    figure = go.Figure()
+    for label_index, colour in ((0, TRAIN_COLOUR), (1, VALIDATION_COLOUR)):
+        figure.add_trace(
+            go.Histogram(
+                x=scores[labels == label_index],
+                name=f"true {CLASS_NAMES[label_index]}",
+                xbins={"start": 0.0, "end": 1.0, "size": 0.025},
+                marker_color=colour,
+                opacity=0.65,
+                hovertemplate="P(pneumonia) %{x}<br>%{y} images<extra></extra>",
+            )
+        )
+    figure.add_vline(
+        x=threshold,
+        line_width=3,
+        line_dash="dash",
+        line_color="#1b2a33",
+        annotation_text=f"threshold {threshold:.2f}",
+        annotation_position="top",
+    )
+    figure.update_layout(barmode="overlay")
+    figure.update_xaxes(title="predicted probability of pneumonia", range=[0, 1])
+    figure.update_yaxes(title="images")
+    return _style(figure, "Predicted probabilities by true class")

@@ -83,17 +83,32 @@ def intended_use_note() -> None:
 
 def sidebar_footer() -> None:
     """Show the running training job (if any) and the intended use in the sidebar."""
+    try:
+        job = services.job_summary()
+    except Exception:  # noqa: BLE001  (the sidebar must never break a page)
+        job = None
     with st.sidebar:
-        try:
-            job = services.job_summary()
-        except Exception:  # noqa: BLE001
-            job = None
         if job is not None and job.is_active:
-            st.info(
-                f"Training {job.state}: **{job.run_name}**, epoch {job.epoch}/{job.epochs}",
-                icon=":material/sync:",
-            )
+            st.fragment(_sidebar_job, run_every=SIDEBAR_REFRESH_SECONDS)()
         st.caption(services.intended_use())
+
+
+SIDEBAR_REFRESH_SECONDS = 5
+
+
+def _sidebar_job() -> None:
+    """The running job in the sidebar, refreshed while it runs (everyone sees which job)."""
+    try:
+        job = services.job_summary()
+    except Exception:  # noqa: BLE001
+        return
+    if job is None:
+        return
+    if job.is_active:
+        progress = f"epoch {job.epoch}/{job.epochs}" if job.epoch else "preparing"
+        st.info(f"Training {job.state} ({progress})", icon=":material/sync:")
+    else:
+        st.caption(f"Last training run {job.state}.")
 
 
 METRIC_LABELS = {
@@ -167,7 +182,7 @@ def probability_block(prediction: services.ImagePrediction) -> None:
     st.metric(
         "Probability of pneumonia",
         f"{prediction.probability:.1%}",
-        delta=f"{prediction.probability - prediction.threshold:+.1%} vs threshold "
+        delta=f"{(prediction.probability - prediction.threshold) * 100:+.1f} points vs threshold "
         f"{prediction.threshold:.0%}",
         delta_color="inverse",
     )

@@ -112,11 +112,13 @@ def active_model_path() -> Path:
 
 
 def _model_source(path: Path) -> str:
-    if os.environ.get("PNEUMONET_MODEL"):
+    if path == config.active_model_path() and os.environ.get("PNEUMONET_MODEL"):
         return "PNEUMONET_MODEL"
     if path == config.promoted_model_path():
         return "promoted"
-    return "shipped"
+    if path == config.shipped_model_path():
+        return "shipped"
+    return "training run"
 
 
 def _metadata_dict(metadata: Any) -> dict[str, Any]:
@@ -369,6 +371,25 @@ def job_summary() -> JobSummary | None:
         model_path=status.model_path,
         settings=settings,
     )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _mlflow_run_name(run_id: str) -> str | None:
+    from pneumonet_core import tracking
+
+    return tracking.run_info(run_id)["tags"].get("mlflow.runName")
+
+
+def run_display_name(job: JobSummary) -> str:
+    """The job's run name as MLflow shows it (falls back to the configured name or an id)."""
+    if job.settings.get("run_name"):
+        return str(job.settings["run_name"])
+    if job.run_id:
+        try:
+            return _mlflow_run_name(job.run_id) or job.run_id[:12]
+        except Exception:  # noqa: BLE001  (a name is only cosmetic)
+            return job.run_id[:12]
+    return f"job {job.job_id}"
 
 
 def start_training(settings: dict[str, Any]) -> JobSummary:

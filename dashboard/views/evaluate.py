@@ -34,7 +34,7 @@ def choose_images(model_path: str) -> services.EvaluationSet | None:
     }
     options = [VALIDATION_LABEL, *folders, OTHER_FOLDER_LABEL]
     left, right = st.columns([2, 1])
-    choice = left.selectbox("Images", options, key="evaluate_split")
+    choice = left.selectbox("Evaluate on", options, key="evaluate_split")
     per_class = right.select_slider(
         "Images per class", PER_CLASS_OPTIONS, value=ALL, key="evaluate_per_class"
     )
@@ -236,8 +236,10 @@ left.plotly_chart(roc, config=charts.PLOTLY_CONFIG, width="stretch", key="roc")
 right.plotly_chart(pr, config=charts.PLOTLY_CONFIG, width="stretch", key="pr")
 bins, ece = services.calibration(scores)
 calibration = charts.calibration(bins, ece=ece)
-left, _ = st.columns(2)
+distribution = charts.score_distribution(scores.labels, scores.scores, threshold)
+left, right = st.columns(2)
 left.plotly_chart(calibration, config=charts.PLOTLY_CONFIG, width="stretch", key="calibration")
+right.plotly_chart(distribution, config=charts.PLOTLY_CONFIG, width="stretch", key="distribution")
 
 st.header("Misclassified images")
 gallery_images = []
@@ -257,7 +259,7 @@ sections = [
             f"{len(scores.paths)} images: {evaluation.description}.",
             f"Model file: {model_path}",
         ],
-        figures=[matrix, roc, pr, calibration],
+        figures=[matrix, roc, pr, calibration, distribution],
         tables=[
             ("Headline metrics", services.metrics_table(metrics)),
             ("Classification report", report_table),

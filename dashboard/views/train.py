@@ -168,7 +168,8 @@ def finished_block(job: services.JobSummary) -> None:
             st.code(services.job_log_tail(), language=None)
         return
     outcome = "was stopped" if job.state == "stopped" else "finished"
-    st.success(f"The last run **{job.run_name}** {outcome}.", icon=":material/check_circle:")
+    name = services.run_display_name(job)
+    st.success(f"The last run **{name}** {outcome}.", icon=":material/check_circle:")
     if not job.model_path:
         return
     summary = services.model_summary(job.model_path)
@@ -197,7 +198,8 @@ def live_job() -> None:
     if job.is_active != st.session_state.get("train_job_active_at_render"):
         st.rerun(scope="app")  # a job started or ended: refresh the Start button too
     if job.is_active:
-        st.subheader(f"Running: {job.run_name}")
+        verb = "Stopping" if job.state == "stopping" else "Running"
+        st.subheader(f"{verb}: {services.run_display_name(job)}")
         progress_block(job)
         if st.button("Stop training", icon=":material/stop:", key="stop", type="secondary"):
             with layout.guard("stop the training run"):
