@@ -235,6 +235,7 @@ def require_real_data() -> Path:
     return REAL_DATA_ROOT
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_data() -> Path:
+    """The shared dataset root; tests using it are skipped with the reason when it is absent."""
     return require_real_data()
