@@ -137,12 +137,12 @@ def model_summary_block(summary: services.ModelSummary) -> None:
     Args:
         summary: The model as described by `services.model_summary`.
     """
-    columns = st.columns(4)
-    columns[0].metric("Model", summary.name)
-    columns[1].metric("Input size", f"{summary.image_size} px")
-    columns[2].metric("Threshold", f"{summary.threshold:.2f}")
-    columns[3].metric("Architecture", summary.architecture)
+    st.markdown(f"#### {summary.name}")
     st.caption(f"Created {summary.created_at} · source: {summary.source} · `{summary.path}`")
+    columns = st.columns(3)
+    columns[0].metric("Input size", f"{summary.image_size} px")
+    columns[1].metric("Threshold", f"{summary.threshold:.2f}")
+    columns[2].metric("Architecture", summary.architecture)
     shown = {key: value for key, value in summary.metrics.items() if key in METRIC_LABELS}
     if shown:
         st.markdown("**Validation metrics**")

@@ -1,0 +1,380 @@
+"""AppTest checks of every dashboard page (streamlit.testing.v1, no browser).
+
+A tiny untrained model (64 px) is built once and used as the active model through
+`PNEUMONET_MODEL`; `PNEUMONET_HOME` points at a temporary folder, so the real run store is never
+touched. Images are synthetic unless a test says it needs the shared data.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dashboard_fixtures import (
+    HOME_SCRIPT,
+    build_tiny_model,
+    png_bytes,
+    require_data,
+    sample_image_path,
+)
+from streamlit.testing.v1 import AppTest
+
+TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny untrained model shared by this module's tests."""
+    return build_tiny_model(tmp_path_factory.mktemp("dashboard_model") / "tiny.keras")
+
+
+@pytest.fixture
+def dashboard_env(monkeypatch, tmp_path, tiny_model) -> Path:
+    """Isolate the dashboard: temporary PNEUMONET_HOME, the tiny model as the active model."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("PNEUMONET_HOME", str(home))
+    monkeypatch.setenv("PNEUMONET_MODEL", str(tiny_model))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return home
+
+
+@pytest.fixture
+def synthetic_folder(tmp_path) -> Path:
+    """A labelled folder (NORMAL/ and PNEUMONIA/, 6 PNGs each) to evaluate on."""
+    root = tmp_path / "labelled"
+    for label_index, label in enumerate(("NORMAL", "PNEUMONIA")):
+        (root / label).mkdir(parents=True)
+        for index in range(6):
+            seed = label_index * 100 + index
+            (root / label / f"person{seed}_{label.lower()}_{index}.png").write_bytes(
+                png_bytes(size=72, seed=seed)
+            )
+    return root
+
+
+def open_page(page: str | None = None) -> AppTest:
+    """Run the app (Home), then switch to a page and run it."""
+    app = AppTest.from_file(str(HOME_SCRIPT), default_timeout=TIMEOUT_S).run()
+    assert not app.exception, app.exception
+    if page:
+        app.switch_page(f"views/{page}.py").run()
+        assert not app.exception, app.exception
+    return app
+
+
+def texts(app: AppTest) -> str:
+    """Every markdown, caption, info, warning, error and success text on the page."""
+    parts = []
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader"):
+        parts += [str(element.value) for element in getattr(app, kind)]
+    return "\n".join(parts)
+
+
+def plotly_figures(app: AppTest) -> list[dict]:
+    """The Plotly figures on the page, as their JSON specs."""
+    return [json.loads(element.proto.spec) for element in app.get("plotly_chart")]
+
+
+def decode_array(value) -> np.ndarray:
+    """A Plotly JSON array, plain or typed (`{"dtype", "bdata", "shape"}`), as NumPy."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = [int(part) for part in str(value.get("shape", flat.size)).split(",")]
+        return flat.reshape(shape)
+    return np.asarray(value)
+
+
+def matrix_values(app: AppTest) -> np.ndarray:
+    """The numbers shown in the confusion matrix (counts or fractions)."""
+    return decode_array(confusion_matrix(app)["data"][0]["z"])
+
+
+def confusion_matrix(app: AppTest) -> dict:
+    """The confusion-matrix figure's spec."""
+    for figure in plotly_figures(app):
+        title = figure["layout"].get("title", {}).get("text", "")
+        if title.startswith("Confusion matrix"):
+            return figure
+    raise AssertionError("no confusion matrix on the page")
+
+
+# --- Home ------------------------------------------------------------------------------------
+
+
+def test_home_shows_intended_use_model_and_links(dashboard_env):
+    app = open_page()
+    assert app.title[0].value == "PneumoNet"
+    assert "Not a diagnosis" in app.warning[0].value
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Input size"] == "64 px"
+    assert metrics["Threshold"] == "0.50"
+    assert "ROC AUC" in metrics
+    assert "tiny-test-model" in texts(app)
+    links = [element.proto.label for element in app.get("page_link")]
+    assert {"Predict on X-rays", "Evaluate a model", "Train a model", "All runs"} <= set(links)
+
+
+def test_home_says_clearly_when_there_is_no_model(dashboard_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("PNEUMONET_MODEL", str(tmp_path / "missing.keras"))
+    app = open_page()
+    assert "No model is available yet" in texts(app)
+
+
+def test_home_shows_the_dataset_counts(dashboard_env):
+    require_data()
+    app = open_page()
+    counts = app.dataframe[0].value
+    assert {"NORMAL", "PNEUMONIA", "total"} <= set(counts.columns)
+    assert counts.loc["train", "total"] > 0
+
+
+def test_home_reports_dataset_problems(dashboard_env, monkeypatch, tmp_path):
+    (tmp_path / "broken" / "train" / "NORMAL").mkdir(parents=True)
+    monkeypatch.setenv("PNEUMONET_DATA", str(tmp_path / "broken"))
+    app = open_page()
+    warnings = " ".join(element.value for element in app.warning)
+    assert "PNEUMONIA" in warnings
+
+
+# --- Predict ---------------------------------------------------------------------------------
+
+
+def test_predict_page_has_a_multi_file_uploader(dashboard_env):
+    app = open_page("predict")
+    uploader = app.file_uploader[0]
+    assert uploader.accept_multiple_files
+    assert {"png", "jpeg", "dcm"} <= {kind.lstrip(".") for kind in uploader.allowed_type}
+    assert "Upload images" in texts(app)
+
+
+def test_uploading_a_real_xray_gives_a_prediction(dashboard_env):
+    image = sample_image_path("PNEUMONIA")
+    app = open_page("predict")
+    app.file_uploader[0].set_value((image.name, image.read_bytes(), "image/jpeg")).run()
+    assert not app.exception, app.exception
+    probability = next(m for m in app.metric if m.label == "Probability of pneumonia")
+    assert probability.value.endswith("%")
+    assert 0.0 <= float(probability.value.rstrip("%")) <= 100.0
+    assert app.slider[0].label == "Heatmap opacity"
+    assert len(app.get("imgs")) >= 2 or len(app.get("image")) >= 2
+    assert "Not a diagnosis" in texts(app)
+    table = app.dataframe[0].value
+    assert list(table["file"]) == [image.name]
+
+
+def test_a_bad_file_fails_alone_and_the_batch_goes_on(dashboard_env):
+    app = open_page("predict")
+    files = [
+        ("good.png", png_bytes(seed=1), "image/png"),
+        ("broken.png", b"this is not an image", "image/png"),
+        ("other.png", png_bytes(seed=2), "image/png"),
+    ]
+    app.file_uploader[0].set_value(files).run()
+    assert not app.exception, app.exception
+    errors = [element.value for element in app.error]
+    assert len(errors) == 1 and "broken.png" in errors[0]
+    assert len([m for m in app.metric if m.label == "Probability of pneumonia"]) == 2
+    table = app.dataframe[0].value
+    assert list(table["file"])[-1] == "broken.png"  # unreadable last; most likely first
+    probabilities = table["probability"].dropna().tolist()
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert app.get("download_button")
+
+
+def test_opacity_slider_redraws_the_overlay(dashboard_env):
+    app = open_page("predict")
+    app.file_uploader[0].set_value(("x.png", png_bytes(seed=3), "image/png")).run()
+    app.slider[0].set_value(0.9).run()
+    assert not app.exception, app.exception
+    assert app.slider[0].value == pytest.approx(0.9)
+
+
+def _dicom_bytes() -> bytes:
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    pixels = (np.random.default_rng(0).random((80, 80)) * 4000).astype(np.uint16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = pydicom.Dataset()
+    dataset.file_meta = meta
+    dataset.PatientName = "Doe^Jane"
+    dataset.PatientID = "SECRET-123"
+    dataset.Modality = "DX"
+    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
+    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME1"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 12, 11
+    dataset.PixelRepresentation = 0
+    dataset.PixelData = pixels.tobytes()
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_dicom_patient_fields_stay_hidden_until_asked(dashboard_env):
+    app = open_page("predict")
+    app.file_uploader[0].set_value(("study.dcm", _dicom_bytes(), "application/dicom")).run()
+    assert not app.exception, app.exception
+    assert any(m.label == "Probability of pneumonia" for m in app.metric)
+    expander = next(e for e in app.expander if "DICOM header" in e.label)
+    assert "SECRET-123" not in str(expander) and not app.table
+    upload = app.file_uploader[0].value[0]
+    app.session_state[f"dicom_0_{upload.file_id}"] = True
+    app.run()
+    assert not app.exception, app.exception
+    header = app.table[0].value
+    assert "SECRET-123" in header.to_string()
+
+
+def test_predict_page_without_a_model_says_so(dashboard_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("PNEUMONET_MODEL", str(tmp_path / "missing.keras"))
+    app = open_page("predict")
+    assert "No model is available yet" in texts(app)
+    assert not app.file_uploader
+
+
+# --- Evaluate --------------------------------------------------------------------------------
+
+
+def _evaluate_on_folder(folder: Path) -> AppTest:
+    app = open_page("evaluate")
+    app.selectbox(key="evaluate_split").set_value("Another folder…").run()
+    app.text_input(key="evaluate_folder").set_value(str(folder)).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_evaluate_page_widgets(dashboard_env, synthetic_folder):
+    app = _evaluate_on_folder(synthetic_folder)
+    labels = [slider.label for slider in app.slider]
+    assert any(label.startswith("Decision threshold") for label in labels)
+    assert {"Sensitivity", "Specificity", "Accuracy", "F1"} <= {m.label for m in app.metric}
+    titles = [f["layout"]["title"]["text"] for f in plotly_figures(app)]
+    assert any(title.startswith("ROC") for title in titles)
+    assert any(title.startswith("Precision-recall") for title in titles)
+    assert any(title.startswith("Calibration") for title in titles)
+    report = app.dataframe[0].value
+    assert {"NORMAL", "PNEUMONIA"} <= set(report.index)
+    assert "12 images" in texts(app)
+
+
+def test_moving_the_threshold_changes_the_confusion_matrix(dashboard_env, synthetic_folder):
+    app = _evaluate_on_folder(synthetic_folder)
+    threshold = next(s for s in app.slider if s.label.startswith("Decision threshold"))
+    threshold.set_value(0.0).run()
+    low = matrix_values(app)
+    sensitivity_low = next(m.value for m in app.metric if m.label == "Sensitivity")
+    threshold = next(s for s in app.slider if s.label.startswith("Decision threshold"))
+    threshold.set_value(1.0).run()
+    assert not app.exception, app.exception
+    high = matrix_values(app)
+    assert not np.array_equal(low, high)
+    assert low[:, 1].sum() == 12  # at 0 everything is called PNEUMONIA
+    assert high[:, 0].sum() == 12  # at 1 (untrained model) everything is NORMAL
+    assert sensitivity_low == "1.000"
+    assert next(m.value for m in app.metric if m.label == "Sensitivity") == "0.000"
+
+
+def test_normalised_matrix_shows_fractions(dashboard_env, synthetic_folder):
+    app = _evaluate_on_folder(synthetic_folder)
+    app.toggle(key="evaluate_normalise").set_value(True).run()
+    figure = confusion_matrix(app)
+    assert "normalised" in figure["layout"]["title"]["text"]
+    fractions = matrix_values(app)
+    assert fractions.max() <= 1.0
+    np.testing.assert_allclose(fractions.sum(axis=1), 1.0)
+
+
+def test_evaluate_reports_an_unusable_folder(dashboard_env, tmp_path):
+    app = _evaluate_on_folder(tmp_path / "nowhere")
+    assert app.error and "Could not" in app.error[0].value
+
+
+# --- Train -----------------------------------------------------------------------------------
+
+
+def test_train_page_settings_and_start(dashboard_env, synthetic_folder, monkeypatch):
+    from pneumonet_core import jobs
+
+    started = []
+
+    def fake_start(train_config):
+        started.append(train_config)
+        raise jobs.JobAlreadyRunning("training job abc is already running")
+
+    monkeypatch.setattr(jobs, "start_training_job", fake_start)
+    app = open_page("train")
+    assert {"Architecture", "Image size (px)", "Batch size", "Learning rate"} <= {
+        box.label for box in app.selectbox
+    }
+    assert {"Epochs", "Seed"} <= {box.label for box in app.number_input}
+    assert app.toggle(key="train_augmentation").value is True
+    app.text_input(key="train_data_dir").set_value(str(synthetic_folder.parent)).run()
+    app.number_input(key="train_epochs").set_value(2)
+    app.selectbox(key="train_image_size").set_value(64)
+    app.button(key="FormSubmitter:train_settings-Start training").click().run()
+    assert not app.exception, app.exception
+    assert len(started) == 1
+    config = started[0]
+    assert (config.epochs, config.image_size, config.data_dir) == (
+        2,
+        64,
+        str(synthetic_folder.parent),
+    )
+    assert any("already running" in element.value for element in app.error)
+
+
+def test_train_page_shows_a_failed_run(dashboard_env):
+    from pneumonet_core import config
+    from pneumonet_core.atomic import write_json_atomically
+
+    write_json_atomically(
+        config.jobs_dir() / "status.json",
+        {"state": "failed", "job_id": "abc123", "error": "ValueError: no train/ images"},
+    )
+    app = open_page("train")
+    assert any("no train/ images" in element.value for element in app.error)
+    assert app.button(key="FormSubmitter:train_settings-Start training").disabled is False
+
+
+# --- Runs ------------------------------------------------------------------------------------
+
+
+def test_runs_page_without_runs_explains_the_mlflow_ui(dashboard_env):
+    app = open_page("runs")
+    assert "No runs recorded yet" in texts(app)
+    assert "mlflow ui --backend-store-uri" in app.code[0].value
+
+
+def test_runs_page_lists_recorded_runs(dashboard_env):
+    from pneumonet_core import tracking
+
+    mlflow = tracking.configure()
+    experiment_id = tracking.ensure_experiment()
+    with mlflow.start_run(experiment_id=experiment_id, run_name="unit-test-run"):
+        mlflow.log_params({"epochs": 3, "architecture": "seed"})
+        mlflow.log_metric("val_auc", 0.91, step=1)
+    app = open_page("runs")
+    table = app.dataframe[0].value
+    assert list(table["run"]) == ["unit-test-run"]
+    assert table.loc[0, "param: epochs"] == "3"
+    assert table.loc[0, "metric: val_auc"] == pytest.approx(0.91)
+    assert table.loc[0, "status"] == "FINISHED"
+
+
+def test_every_page_renders_without_exception(dashboard_env):
+    app = open_page()
+    for page in ("predict", "evaluate", "train", "runs"):
+        app.switch_page(f"views/{page}.py").run()
+        assert not app.exception, (page, app.exception)
+        assert app.title[0].value == page.capitalize()

@@ -1,0 +1,126 @@
+"""Unit checks of the dashboard's service layer, charts and HTML report (no Streamlit server)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+from dashboard_fixtures import HOME_SCRIPT, PROJECT_ROOT
+
+from dashboard import charts, report, services
+
+
+def test_home_does_not_import_tensorflow_keras_or_mlflow(tmp_path):
+    """Home must stay fast: rendering it may not import TensorFlow, Keras or MLflow."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from streamlit.testing.v1 import AppTest
+        app = AppTest.from_file({str(HOME_SCRIPT)!r}, default_timeout=60).run()
+        assert not app.exception, app.exception
+        heavy = sorted(m for m in ("tensorflow", "keras", "mlflow") if m in sys.modules)
+        print("HEAVY:" + ",".join(heavy))
+        """
+    )
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "PNEUMONET_HOME": str(tmp_path),
+        "PNEUMONET_MODEL": str(tmp_path / "missing.keras"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "HEAVY:\n" in result.stdout or result.stdout.strip().endswith("HEAVY:"), result.stdout
+
+
+def _prediction(name: str, probability: float | None, error: str | None = None):
+    return services.ImagePrediction(
+        file_name=name,
+        probability=probability,
+        label=None if probability is None else ("PNEUMONIA" if probability >= 0.5 else "NORMAL"),
+        threshold=0.5,
+        error=error,
+        image=None,
+        heatmap=None,
+        is_dicom=False,
+    )
+
+
+def test_predictions_table_puts_the_most_likely_pneumonia_first():
+    table = services.predictions_table(
+        [
+            _prediction("low.png", 0.1),
+            _prediction("bad.png", None, "not an image"),
+            _prediction("high.png", 0.9),
+        ]
+    )
+    assert list(table["file"]) == ["high.png", "low.png", "bad.png"]
+    assert table.loc[2, "label"] == "unreadable"
+    csv = services.table_to_csv(table).decode()
+    assert csv.splitlines()[0] == "file,probability,label,threshold,error"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "–"), (5, "5 s"), (65, "1 min 05 s"), (3720, "1 h 02 min")],
+)
+def test_format_duration(seconds, text):
+    assert services.format_duration(seconds) == text
+
+
+def test_describe_error_is_one_line():
+    error = ValueError("first line\nTraceback (most recent call last): ...")
+    assert services.describe_error(error) == "first line"
+    assert services.describe_error(KeyError()) == "Key error"
+
+
+def test_report_embeds_plotly_once_and_holds_every_part():
+    figures = [
+        charts.confusion_matrix(
+            {"tn": 5, "fp": 1, "fn": 2, "tp": 7}, normalise=False, threshold=0.5
+        ),
+        charts.roc_curves(
+            [{"name": "m", "fpr": [0, 0.5, 1], "tpr": [0, 0.8, 1], "auc": 0.7}], title="ROC"
+        ),
+    ]
+    table = pd.DataFrame({"value": [0.9]}, index=["sensitivity"])
+    html = report.build_report(
+        "Test report",
+        "Not a diagnosis.",
+        [
+            report.ReportSection("Charts", figures=figures, tables=[("Metrics", table)]),
+            report.ReportSection(
+                "Gallery", images=[report.ReportImage("fp", np.zeros((8, 8, 3), np.uint8))]
+            ),
+        ],
+    )
+    assert html.startswith("<!DOCTYPE html>")
+    assert html.count("window.PlotlyConfig") == 1  # plotly.js embedded exactly once
+    assert html.count("Plotly.newPlot") == 2
+    assert "sensitivity" in html and "data:image/png;base64," in html
+    assert "Not a diagnosis." in html
+
+
+def test_charts_use_large_fonts():
+    figure = charts.roc_curves([{"name": "m", "fpr": [0, 1], "tpr": [0, 1], "auc": 0.5}])
+    assert figure.layout.font.size >= 18
+
+
+def test_training_curves_pair_train_and_validation():
+    history = pd.DataFrame(
+        {"key": ["auc", "auc", "val_auc"], "step": [1, 2, 1], "value": [0.6, 0.7, 0.65]}
+    )
+    figure = charts.training_curves(history, "auc", title="AUC")
+    assert [trace.name for trace in figure.data] == ["train", "validation"]
+    assert list(figure.data[0].x) == [1, 2]
