@@ -319,9 +319,8 @@ def make_dataset(
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if training and augmentation is not None:
-        dataset = dataset.map(
-            lambda x, y: (augmentation(x, training=True), y),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        # Sequential on purpose: the random layers share one seed-generator state, and parallel
+        # calls would draw from it in a racy order, so a seed would no longer give one result.
+        # Prefetching still overlaps augmentation with training.
+        dataset = dataset.map(lambda x, y: (augmentation(x, training=True), y))
     return dataset.prefetch(tf.data.AUTOTUNE)

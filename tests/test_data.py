@@ -317,3 +317,24 @@ def test_make_dataset_validates_its_arguments():
         make_dataset(images, [0, 1, 0, 1], batch_size=0)
     with pytest.raises(ValueError, match="4 images but 3 labels"):
         make_dataset(images, [0, 1, 0])
+
+
+def test_augmented_training_pipeline_is_reproducible_for_a_seed():
+    import keras
+
+    from pneumonet_core.augment import AugmentationConfig, build_augmentation
+
+    images = np.random.default_rng(0).random((96, 24, 24, 1)).astype(np.float32)
+    labels = np.arange(96) % 2
+
+    def one_epoch() -> np.ndarray:
+        keras.utils.set_random_seed(7)
+        augmentation = build_augmentation(AugmentationConfig(), seed=7)
+        dataset = make_dataset(
+            images, labels, batch_size=4, training=True, augmentation=augmentation, seed=7
+        )
+        return unbatch(dataset)[0]
+
+    first = one_epoch()
+    assert not np.allclose(first, images)  # really augmented
+    np.testing.assert_array_equal(one_epoch(), first)
