@@ -1,0 +1,183 @@
+"""Shared helpers for the performance benchmarks in `bench/`.
+
+Every benchmark records the hardware it ran on (CPU count, CPU model, the 1-minute load average
+at start, so contention from other processes is visible), reports medians of several runs, and
+writes its numbers to `bench/results/<name>.json` for `bench/run_all.py` to collect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+WORK_DIR = RESULTS_DIR / "work"
+
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (or platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average_1min() -> float | None:
+    """The 1-minute load average (processes wanting a CPU), None where unsupported."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def hardware() -> dict:
+    """What the numbers were measured on, including how busy the machine was at the start."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model_name(),
+        "load_average_1min_at_start": load_average_1min(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def median(values: list[float]) -> float:
+    """Median of a non-empty list."""
+    return float(statistics.median(values))
+
+
+def percentile(values: list[float], percent: float) -> float:
+    """The `percent`-th percentile (linear interpolation between closest ranks)."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return float(ordered[0])
+    rank = (len(ordered) - 1) * percent / 100.0
+    lower = int(rank)
+    upper = min(lower + 1, len(ordered) - 1)
+    return float(ordered[lower] + (ordered[upper] - ordered[lower]) * (rank - lower))
+
+
+def time_runs(function: Callable[[], object], repeats: int) -> list[float]:
+    """Wall-clock seconds of `repeats` calls of `function`."""
+    durations = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def data_root() -> Path:
+    """The dataset root (`PNEUMONET_DATA` or the project's default)."""
+    from pneumonet_core import config
+
+    return config.data_root()
+
+
+def training_frame():
+    """Rows of the `train/` split (path, label_index, ...); fails clearly when data is absent."""
+    from pneumonet_core.data import scan_dataset
+
+    frame = scan_dataset(data_root()).split("train")
+    if frame.empty:
+        raise SystemExit(f"no train/ images under {data_root()}; set PNEUMONET_DATA")
+    return frame
+
+
+def sample_training_images(per_class: int, seed: int = 0):
+    """A reproducible, class-balanced sample of `train/` rows."""
+    from pneumonet_core.data import stratified_subset
+
+    return stratified_subset(training_frame(), per_class=per_class, seed=seed)
+
+
+def benchmark_model_path() -> tuple[Path, str]:
+    """The shipped model, or else an untrained model of the shipped architecture.
+
+    An untrained `pneumonet` model has exactly the shipped model's compute, so latency,
+    throughput and memory are the same; only its predictions are meaningless.
+
+    Returns:
+        `(path, note)`: the model file and a sentence saying which model it is.
+    """
+    from pneumonet_core import config
+
+    shipped = config.shipped_model_path()
+    if shipped.is_file():
+        return shipped, f"shipped model {shipped.relative_to(PROJECT_ROOT)}"
+    path = WORK_DIR / "untrained_pneumonet.keras"
+    if not path.is_file():
+        _save_untrained_model(path, "pneumonet")
+    return path, (
+        "assets/model/pneumonet.keras is absent: an untrained model of the shipped architecture "
+        "(pneumonet, default size; same compute) was built and saved instead"
+    )
+
+
+def _save_untrained_model(path: Path, architecture: str) -> None:
+    from pneumonet_core.model import build_model, default_image_size
+    from pneumonet_core.modelio import ModelMetadata, save_model
+
+    model = build_model(architecture)
+    metadata = ModelMetadata(
+        architecture=architecture,
+        image_size=default_image_size(architecture),
+        name=f"untrained-{architecture}-benchmark",
+    )
+    save_model(model, path, metadata)
+
+
+def write_result(name: str, result: dict) -> Path:
+    """Write one benchmark's result to `bench/results/<name>.json`."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def print_rows(title: str, rows: list[tuple[str, object, str]]) -> None:
+    """Print `(metric, value, target/comment)` rows as a small Markdown table."""
+    print(f"\n### {title}\n")
+    print("| metric | value | target / note |")
+    print("|---|---|---|")
+    for metric, value, note in rows:
+        print(f"| {metric} | {format_value(value)} | {note} |")
+
+
+def format_value(value: object) -> str:
+    """Numbers with sensible precision; anything else as text."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3g}"
+    return str(value)
