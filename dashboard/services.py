@@ -727,20 +727,57 @@ def runs_table() -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "run": runs.apply(_run_name, axis=1),
-            "status": runs["status"],
+            "status": runs.apply(_run_status, axis=1),
             "started": pd.to_datetime(runs["start_time"]).dt.strftime("%Y-%m-%d %H:%M"),
             "duration (s)": runs.get("duration_s", pd.Series(dtype=float)).round(0),
         }
     )
-    for column in sorted(c for c in runs.columns if c.startswith("params.")):
-        table[f"param: {column.removeprefix('params.')}"] = runs[column]
-    for column in sorted(c for c in runs.columns if c.startswith("metrics.")):
+    metric_columns = _ordered(runs.columns, "metrics.", KEY_RUN_METRICS)
+    param_columns = _ordered(runs.columns, "params.", KEY_RUN_PARAMS)
+    for column in metric_columns:
         table[f"metric: {column.removeprefix('metrics.')}"] = runs[column].round(4)
+    for column in param_columns:
+        table[f"param: {column.removeprefix('params.')}"] = runs[column]
     error_column = "tags.pneumonet.error"
     if error_column in runs.columns:
         table["error"] = runs[error_column].fillna("")
     table["run_id"] = runs["run_id"]
     return table.reset_index(drop=True)
+
+
+KEY_RUN_METRICS = (
+    "final_val_roc_auc",
+    "final_val_sensitivity",
+    "final_val_specificity",
+    "final_val_accuracy",
+    "final_val_threshold",
+    "val_auc",
+    "val_loss",
+)
+KEY_RUN_PARAMS = (
+    "architecture",
+    "epochs",
+    "image_size",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "augmentation.enabled",
+    "train_images",
+    "val_images",
+)
+
+
+def _ordered(columns: pd.Index, prefix: str, first: tuple[str, ...]) -> list[str]:
+    """Columns with a prefix: the key ones in the given order, then the rest alphabetically."""
+    present = [column for column in columns if column.startswith(prefix)]
+    key = [prefix + name for name in first if prefix + name in present]
+    return key + sorted(set(present) - set(key))
+
+
+def _run_status(row: pd.Series) -> str:
+    if str(row.get("tags.pneumonet.stopped_by_user", "")).lower() == "true":
+        return "STOPPED"
+    return str(row["status"])
 
 
 def run_history(run_id: str) -> pd.DataFrame:

@@ -378,3 +378,45 @@ def test_every_page_renders_without_exception(dashboard_env):
         app.switch_page(f"views/{page}.py").run()
         assert not app.exception, (page, app.exception)
         assert app.title[0].value == page.capitalize()
+
+
+def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, tmp_path):
+    import shutil
+
+    from pneumonet_core import config
+    from pneumonet_core.atomic import write_json_atomically
+
+    monkeypatch.delenv("PNEUMONET_MODEL")
+    run_model = tmp_path / "run-model.keras"
+    shutil.copyfile(tiny_model, run_model)
+    write_json_atomically(
+        config.jobs_dir() / "status.json",
+        {"state": "finished", "job_id": "abc123", "model_path": str(run_model)},
+    )
+    app = open_page("train")
+    assert any("finished" in element.value for element in app.success)
+    app.button(key="promote").click().run()
+    assert not app.exception, app.exception
+    assert config.promoted_model_path().is_file()
+    assert config.active_model_path() == config.promoted_model_path()
+    app.switch_page("views/home.py").run()
+    assert "source: promoted" in texts(app)
+
+
+def test_two_models_compared_side_by_side(dashboard_env, synthetic_folder, tmp_path):
+    from pneumonet_core import tracking
+
+    other = build_tiny_model(tmp_path / "other.keras", threshold=0.3, name="other-model")
+    mlflow = tracking.configure()
+    with mlflow.start_run(experiment_id=tracking.ensure_experiment(), run_name="other-run"):
+        mlflow.set_tag("pneumonet.model_path", str(other))
+    app = _evaluate_on_folder(synthetic_folder)
+    compare = app.multiselect(key="evaluate_compare")
+    assert any("other-run" in option for option in compare.options)
+    compare.set_value([option for option in compare.options if "other-run" in option]).run()
+    assert not app.exception, app.exception
+    table = next(frame.value for frame in app.dataframe if "model" in frame.value.columns)
+    assert list(table["model"]) == ["tiny-test-model", "other-model"]
+    assert list(table["threshold"]) == [0.5, 0.3]
+    titles = [f["layout"]["title"]["text"] for f in plotly_figures(app)]
+    assert "ROC curves" in titles and "PR curves" in titles

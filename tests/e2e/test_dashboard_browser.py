@@ -130,6 +130,12 @@ def test_training_live_and_stop(page, dashboard_server, tmp_path):
     assert page.get_by_text(re.compile(r"Epoch \d+/300")).first.is_visible()
     save_screenshot(page, "train")
 
+    second_tab = page.context.new_page()  # the job lives in its status file, not the session
+    open_page(second_tab, dashboard_server["url"], "train")
+    second_tab.get_by_text("Running:").wait_for()
+    assert second_tab.get_by_role("button", name="Start training").is_disabled()
+    second_tab.close()
+
     stop_training(page)
     page.get_by_text("was stopped").wait_for(timeout=TRAINING_TIMEOUT_MS)
     wait_until_idle(page)
