@@ -132,8 +132,11 @@ def test_logged_predictions_are_the_saved_models_on_the_validation_files(
     images = np.stack([preprocess_image(path, 32) for path in predictions["path"]])
     probabilities = np.asarray(model(images, training=False)).ravel()
     np.testing.assert_allclose(probabilities, predictions["probability"], atol=1e-5)
+    # The threshold is one of the scores (Youden); the CSV rounds scores, so skip exact ties.
+    clear = (predictions["probability"] - metadata.threshold).abs() > 1e-6
     expected = (predictions["probability"] >= metadata.threshold).astype(int)
-    assert predictions["predicted"].tolist() == expected.tolist()
+    assert clear.sum() >= len(predictions) - 1
+    assert predictions["predicted"][clear].tolist() == expected[clear].tolist()
 
 
 # --- more runs -------------------------------------------------------------------------------
