@@ -181,3 +181,72 @@ def format_value(value: object) -> str:
             return f"{value:.1f}"
         return f"{value:.3g}"
     return str(value)
+
+
+def image_folder(paths: list[str], name: str) -> Path:
+    """A fresh folder under `bench/results/work/` holding symbolic links to `paths`."""
+    import shutil
+
+    folder = WORK_DIR / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for index, path in enumerate(paths):
+        (folder / f"{index:06d}_{Path(path).name}").symlink_to(Path(path).resolve())
+    return folder
+
+
+def pneumonet_command() -> list[str]:
+    """The `pneumonet` command installed next to this Python, else `python -m ...cli`."""
+    script = Path(sys.executable).with_name("pneumonet")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "pneumonet_core.cli"]
+
+
+def run_cli_predict(folder: Path, model_path: Path, batch_size: int = 32) -> dict:
+    """Run `pneumonet predict FOLDER --json` and time it line by line.
+
+    Every JSON line is stamped when it arrives, so the run splits into start-up (process start,
+    imports, model load, first batch: until the first result) and steady streaming. The child's
+    own peak RSS comes from `os.wait4`, which reports the resource use of that one process.
+
+    Returns:
+        Seconds to the first and the last result and to exit, the results counted, images/s
+        with and without start-up, peak RSS in MiB, and how many progress-bar updates the
+        command wrote to stderr.
+    """
+    import subprocess
+
+    command = [*pneumonet_command(), "predict", str(folder), "--json"]
+    command += ["--model", str(model_path), "--batch-size", str(batch_size)]
+    stderr_path = WORK_DIR / "cli_stderr.txt"
+    with stderr_path.open("wb") as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+        stamps = [time.perf_counter() - started for line in process.stdout if line.strip()]
+        _, status, usage = os.wait4(process.pid, 0)
+        exited = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+    errors = stderr_path.read_text(errors="replace")
+    if process.returncode not in (0, 1) or not stamps:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {errors[-2000:]}")
+    return _cli_timings(stamps, exited, batch_size, usage.ru_maxrss / 1024.0, errors)
+
+
+def _cli_timings(
+    stamps: list[float], exited: float, batch_size: int, peak_rss: float, errors: str
+) -> dict:
+    streamed = len(stamps) - min(batch_size, len(stamps))
+    streaming_seconds = stamps[-1] - stamps[0]
+    return {
+        "images": len(stamps),
+        "first_result_s": stamps[0],
+        "last_result_s": stamps[-1],
+        "exit_s": exited,
+        "images_per_s_including_start": len(stamps) / exited,
+        "images_per_s_excluding_start": (
+            streamed / streaming_seconds if streaming_seconds > 0 else None
+        ),
+        "peak_rss_mb": peak_rss,
+        "progress_updates": errors.count("image/s") + errors.count("s/image"),
+    }
