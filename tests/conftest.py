@@ -34,7 +34,7 @@ ISOLATED_ENV_VARS = ("PNEUMONET_MODEL", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMEN
 
 
 def _is_dashboard_test(request) -> bool:
-    path = Path(str(request.node.fspath))
+    path = Path(request.node.path)
     return path.name.startswith("test_dashboard") or "e2e" in path.parts
 
 
