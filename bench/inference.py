@@ -132,8 +132,7 @@ def command_line(model_path: Path, paths: list[str], runs: int) -> dict:
     measured = [benchlib.run_cli_predict(folder, model_path) for _ in range(runs)]
     keys = [key for key, value in measured[0].items() if isinstance(value, int | float)]
     summary = {
-        key: benchlib.median([run[key] for run in measured if run[key] is not None])
-        for key in keys
+        key: benchlib.median([run[key] for run in measured if run[key] is not None]) for key in keys
     }
     summary["runs"] = measured
     return summary
