@@ -69,10 +69,10 @@ def probability_bar(probability: float, threshold: float) -> go.Figure:
         annotation_text=f"threshold {threshold:.2f}",
         annotation_position="top",
     )
-    figure.update_xaxes(range=[0, 1], tickformat=".0%")
+    figure.update_xaxes(range=[0, 1], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1])
     figure.update_yaxes(showticklabels=False)
     _style(figure, "", height=170)
-    figure.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 40})
+    figure.update_layout(margin={"l": 20, "r": 30, "t": 40, "b": 40})
     return figure
 
 

@@ -8,6 +8,7 @@ functions that need them, so the Home page never pays for them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -468,6 +469,24 @@ def promote_model(model_path: str | os.PathLike) -> Path:
     os.replace(temporary, target)
     _model_summary_cached.clear()
     return target
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _file_digest(path_text: str, signature: str) -> str:
+    del signature  # part of the cache key only
+    return hashlib.sha256(Path(path_text).read_bytes()).hexdigest()
+
+
+def is_active_model(model_path: str | os.PathLike) -> bool:
+    """Whether a model file is (a copy of) the one the dashboard currently uses."""
+    active, candidate = active_model_path(), Path(model_path)
+    if not (active.is_file() and candidate.is_file()):
+        return False
+    if active.stat().st_size != candidate.stat().st_size:
+        return False
+    return _file_digest(str(active), file_signature(active)) == _file_digest(
+        str(candidate), file_signature(candidate)
+    )
 
 
 def promotion_is_overridden() -> bool:

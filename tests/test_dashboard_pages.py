@@ -398,6 +398,7 @@ def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, 
     app.button(key="promote").click().run()
     assert not app.exception, app.exception
     assert config.promoted_model_path().is_file()
+    assert "This model is the active model" in texts(app)
     assert config.active_model_path() == config.promoted_model_path()
     app.switch_page("views/home.py").run()
     assert "source: promoted" in texts(app)

@@ -180,10 +180,14 @@ def finished_block(job: services.JobSummary) -> None:
     if services.promotion_is_overridden():
         st.caption("PNEUMONET_MODEL is set, so it decides the active model; promotion is off.")
         return
+    if services.is_active_model(job.model_path):
+        st.caption(":material/verified: This model is the active model.")
+        return
     if st.button("Promote to active model", icon=":material/verified:", key="promote"):
         with layout.guard("promote the model"):
-            target = services.promote_model(job.model_path)
-            st.toast(f"Promoted: the active model is now {target}", icon=":material/verified:")
+            services.promote_model(job.model_path)
+            st.toast("Promoted: this is now the active model.", icon=":material/verified:")
+            st.rerun()
 
 
 @st.fragment(run_every=LIVE_REFRESH)
