@@ -104,8 +104,9 @@ def batch_results(predictions: list[services.ImagePrediction]) -> None:
         return
     st.header("Batch results")
     table = services.predictions_table(predictions)
+    shown = table if table["error"].astype(bool).any() else table.drop(columns="error")
     st.dataframe(
-        table,
+        shown,
         hide_index=True,
         width="stretch",
         column_config={
