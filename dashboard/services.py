@@ -1002,20 +1002,29 @@ def _scores_cached(
     )
 
 
-def model_scores(model_path: str, evaluation: EvaluationSet) -> ModelScores:
+def model_scores(
+    model_path: str, evaluation: EvaluationSet, name: str | None = None
+) -> ModelScores:
     """Predict every image of a set with a model, once (cached per model file version).
 
     Args:
         model_path: The `.keras` file.
         evaluation: The images to predict.
+        name: Display name (default: the name in the model's metadata).
 
     Returns:
         The scores; unreadable images are left out and listed in `skipped`.
     """
     load_predictor(model_path)
-    return _scores_cached(
+    scores = _scores_cached(
         model_path, file_signature(model_path), evaluation.paths, evaluation.labels
     )
+    return dataclasses.replace(scores, name=name) if name else scores
+
+
+def short_model_name(label: str) -> str:
+    """A chart-sized name from a model choice label ("Run calm-owl-12 (finished, …)")."""
+    return label.split(" (", 1)[0].removeprefix("Active model: ")
 
 
 def metrics_at(scores: ModelScores, threshold: float) -> dict[str, Any]:

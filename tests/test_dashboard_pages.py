@@ -417,7 +417,7 @@ def test_two_models_compared_side_by_side(dashboard_env, synthetic_folder, tmp_p
     compare.set_value([option for option in compare.options if "other-run" in option]).run()
     assert not app.exception, app.exception
     table = next(frame.value for frame in app.dataframe if "model" in frame.value.columns)
-    assert list(table["model"]) == ["tiny-test-model", "other-model"]
+    assert list(table["model"]) == ["tiny-test-model", "Run other-run"]
     assert list(table["threshold"]) == [0.5, 0.3]
     titles = [f["layout"]["title"]["text"] for f in plotly_figures(app)]
     assert "ROC curves" in titles and "PR curves" in titles

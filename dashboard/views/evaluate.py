@@ -150,7 +150,8 @@ def comparison(
         return None
     with st.spinner("Predicting with the other models…"):
         all_scores = [primary] + [
-            services.model_scores(models[label], evaluation) for label in chosen
+            services.model_scores(models[label], evaluation, services.short_model_name(label))
+            for label in chosen
         ]
     table = services.comparison_table(all_scores)
     st.dataframe(table, hide_index=True, width="stretch")
@@ -202,7 +203,7 @@ if evaluation is None:
 scores = None
 predicting = f"Predicting {len(evaluation.paths)} images (once; then cached)…"
 with layout.guard("predict the images"), st.spinner(predicting):
-    scores = services.model_scores(model_path, evaluation)
+    scores = services.model_scores(model_path, evaluation, services.short_model_name(model_label))
 if scores is None:
     st.stop()
 st.caption(f"{len(scores.paths)} images: {evaluation.description}.")
