@@ -114,6 +114,11 @@ def inference_rows(result: dict) -> list[tuple]:
     return rows + [
         ("inference", "Predictor on a folder, images/s", rates["predictor_images_per_s"]),
         ("inference", "bare model.predict, images/s", rates["bare_keras_images_per_s"]),
+        (
+            "inference",
+            "Predictor.predict_arrays, images/s",
+            rates["predictor_forward_images_per_s"],
+        ),
         ("inference", "CLI start-up to first result, s", cli["first_result_s"]),
         ("inference", "CLI images/s including start-up", cli["images_per_s_including_start"]),
         (
