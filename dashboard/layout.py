@@ -144,13 +144,24 @@ def model_summary_block(summary: services.ModelSummary) -> None:
     columns[1].metric("Threshold", f"{summary.threshold:.2f}")
     columns[2].metric("Architecture", summary.architecture)
     shown = {key: value for key, value in summary.metrics.items() if key in METRIC_LABELS}
-    if shown:
-        st.markdown("**Validation metrics**")
-        metric_columns = st.columns(min(len(shown), 6))
-        for index, (key, value) in enumerate(list(shown.items())[:6]):
-            metric_columns[index].metric(METRIC_LABELS[key], format_metric(value))
-    else:
+    if not shown:
         st.caption("No validation metrics recorded for this model.")
+        return
+    st.markdown("**Validation metrics**")
+    metric_columns = st.columns(min(len(shown), 6))
+    for index, (key, value) in enumerate(list(shown.items())[:6]):
+        interval = summary.intervals.get(key)
+        help_text = f"95% CI {interval[0]:.3f}–{interval[1]:.3f}" if interval else None
+        metric_columns[index].metric(METRIC_LABELS[key], format_metric(value), help=help_text)
+    intervals = [
+        f"{METRIC_LABELS[key]} {low:.3f}–{high:.3f}"
+        for key, (low, high) in summary.intervals.items()
+        if key in shown
+    ]
+    if intervals:
+        st.caption("95% confidence intervals: " + " · ".join(intervals))
+    if summary.operating_point:
+        st.caption(f"Operating point: {summary.operating_point}")
 
 
 def dataset_block(dataset: services.DatasetSummary) -> None:

@@ -28,6 +28,19 @@ from pneumonet_core import config
 # ----------------------------------------------------------------------------------------------
 
 
+def model_limitations() -> list[str]:
+    """Known limitations: the active model's card, else the project's standard list."""
+    try:
+        summary = model_summary()
+    except Exception:  # noqa: BLE001  (an unreadable model is reported where it is shown)
+        summary = None
+    if summary is not None and summary.limitations:
+        return summary.limitations
+    from pneumonet_core import modelcard
+
+    return list(modelcard.LIMITATIONS)
+
+
 def intended_use() -> str:
     """The intended-use statement shown next to every result."""
     return pneumonet_core.INTENDED_USE
@@ -93,6 +106,9 @@ class ModelSummary:
         image_size: Side of the square model input in pixels.
         threshold: The operating threshold for PNEUMONIA.
         metrics: Validation metrics (name to value), possibly empty.
+        intervals: 95% confidence intervals of some metrics (name to (low, high)).
+        limitations: Known limitations from the model card (empty without a card).
+        operating_point: How the threshold was chosen, from the model card.
         details: Other metadata fields worth showing.
     """
 
@@ -104,6 +120,9 @@ class ModelSummary:
     image_size: int
     threshold: float
     metrics: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    limitations: list[str]
+    operating_point: str
     details: dict[str, Any]
 
 
@@ -144,24 +163,30 @@ def _read_model_card(path: Path) -> dict[str, Any]:
     return {}
 
 
-def _numeric_metrics(raw: Any) -> dict[str, float]:
+def _metric_values(raw: Any) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Numeric metrics, plain (`0.97`) or with an interval (`{"value", "ci_low", "ci_high"}`)."""
+    values, intervals = {}, {}
     if not isinstance(raw, dict):
-        return {}
-    metrics = {}
+        return values, intervals
     for key, value in raw.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            metrics[str(key)] = float(value)
-    return metrics
+        if isinstance(value, dict) and isinstance(value.get("value"), int | float):
+            values[str(key)] = float(value["value"])
+            if {"ci_low", "ci_high"} <= set(value):
+                intervals[str(key)] = (float(value["ci_low"]), float(value["ci_high"]))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            values[str(key)] = float(value)
+    return values, intervals
 
 
-def _card_metrics(card: dict[str, Any]) -> dict[str, float]:
-    for key in ("validation_metrics", "val_metrics", "metrics"):
-        if isinstance(card.get(key), dict):
-            nested = card[key]
-            if isinstance(nested.get("validation"), dict):
-                return _numeric_metrics(nested["validation"])
-            return _numeric_metrics(nested)
-    return {}
+def _card_metrics(card: dict[str, Any]) -> tuple[dict[str, float], dict[str, tuple]]:
+    """Validation metrics from a model card (or a metadata `metrics` block)."""
+    for key in ("validation", "validation_metrics", "val_metrics", "metrics"):
+        block = card.get(key)
+        if isinstance(block, dict):
+            if isinstance(block.get("validation"), dict):
+                block = block["validation"]
+            return _metric_values(block)
+    return {}, {}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -172,7 +197,9 @@ def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelS
     path = Path(path_text)
     metadata = _metadata_dict(modelio.read_metadata(path))
     card = _read_model_card(path)
-    metrics = _card_metrics(card) or _card_metrics({"metrics": metadata.get("metrics")})
+    metrics, intervals = _card_metrics(card)
+    if not metrics:
+        metrics, intervals = _card_metrics({"metrics": metadata.get("metrics")})
     shown = ("architecture", "image_size", "threshold", "created_at", "metrics", "class_names")
     details = {key: value for key, value in metadata.items() if key not in shown}
     return ModelSummary(
@@ -184,6 +211,9 @@ def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelS
         image_size=int(metadata.get("image_size", 0) or 0),
         threshold=float(metadata.get("threshold", 0.5)),
         metrics=metrics,
+        intervals=intervals,
+        limitations=[str(item) for item in card.get("limitations", [])],
+        operating_point=str(card.get("operating_point", "")),
         details=details,
     )
 

@@ -421,3 +421,41 @@ def test_two_models_compared_side_by_side(dashboard_env, synthetic_folder, tmp_p
     assert list(table["threshold"]) == [0.5, 0.3]
     titles = [f["layout"]["title"]["text"] for f in plotly_figures(app)]
     assert "ROC curves" in titles and "PR curves" in titles
+
+
+def test_home_reads_the_model_card(dashboard_env, monkeypatch, tiny_model, tmp_path):
+    import shutil
+
+    model = tmp_path / "carded" / "pneumonet.keras"
+    model.parent.mkdir()
+    shutil.copyfile(tiny_model, model)
+    card = {
+        "name": "pneumonet-card-test",
+        "validation": {
+            "roc_auc": {"value": 0.97, "ci_low": 0.95, "ci_high": 0.98},
+            "sensitivity": 0.96,
+        },
+        "operating_point": "threshold for 95% sensitivity",
+        "limitations": ["Only tested on the card's data."],
+    }
+    (model.parent / "model_card.json").write_text(json.dumps(card))
+    monkeypatch.setenv("PNEUMONET_MODEL", str(model))
+    app = open_page()
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["ROC AUC"] == "0.970" and metrics["Sensitivity"] == "0.960"
+    page_text = texts(app)
+    assert "pneumonet-card-test" in page_text
+    assert "ROC AUC 0.950–0.980" in page_text
+    assert "Only tested on the card's data." in page_text
+
+
+def test_a_corrupt_model_is_an_error_message_not_a_traceback(dashboard_env, monkeypatch, tmp_path):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip archive")
+    monkeypatch.setenv("PNEUMONET_MODEL", str(broken))
+    app = open_page()
+    assert not app.exception
+    assert any(e.value.startswith("Could not read the active model") for e in app.error)
+    app.switch_page("views/predict.py").run()
+    assert not app.exception
+    assert app.error

@@ -10,11 +10,11 @@ st.warning(services.intended_use(), icon=":material/health_and_safety:")
 st.markdown(
     "PneumoNet is a convolutional neural network that estimates the probability of "
     "**pneumonia** on a frontal paediatric chest X-ray. It flags images for a clinician's "
-    "attention; it does not replace reading the image, the clinical picture, or a radiologist.\n\n"
-    "**Limits:** trained on one public paediatric dataset (ages 1–5, one hospital); it has not "
-    "been validated on adults, other hospitals, lateral views or other diseases; it does not "
-    "tell viral from bacterial pneumonia."
+    "attention; it does not replace reading the image, the clinical picture, or a radiologist."
 )
+
+st.markdown("**Limits**")
+st.markdown("\n".join(f"- {item}" for item in services.model_limitations()))
 
 st.header("Active model")
 with layout.guard("read the active model"):

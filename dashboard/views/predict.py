@@ -11,9 +11,12 @@ st.caption(
 )
 layout.intended_use_note()
 
-summary = None
+summary, model_readable = None, False
 with layout.guard("read the active model"):
     summary = services.model_summary()
+    model_readable = True
+if not model_readable:
+    st.stop()
 if summary is None:
     st.info(
         "No model is available yet: train one on the Train page and promote it.",
