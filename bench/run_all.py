@@ -71,6 +71,40 @@ def training_rows(result: dict) -> list[tuple]:
                 status(item["cpu_time_ratio_to_ceiling"] >= item["target_ratio"]),
             ),
         ]
+    return rows + augmentation_rows(result)
+
+
+def augmentation_rows(result: dict) -> list[tuple]:
+    """Augmentation's CPU cost, and the pipeline ratio projected with one fused affine warp."""
+    costs = result.get("augmentation_costs")
+    if not costs:
+        return []
+    saving = (
+        costs["geometric_three_warps_cpu_ms_per_image"] - costs["one_affine_warp_cpu_ms_per_image"]
+    )
+    rows = [
+        (
+            "training",
+            f"augmentation CPU ms/image ({costs['image_size']} px): all / 3 warps / 1 fused warp",
+            f"{costs['full_augmentation_cpu_ms_per_image']:.2f} / "
+            f"{costs['geometric_three_warps_cpu_ms_per_image']:.2f} / "
+            f"{costs['one_affine_warp_cpu_ms_per_image']:.2f}",
+        )
+    ]
+    for item in result["architectures"]:
+        if item["image_size"] == costs["image_size"]:
+            projected = item["ceiling_cpu_ms_per_image"] / (
+                item["pipeline_cpu_ms_per_image"] - saving
+            )
+            rows.append(
+                (
+                    "training",
+                    f"{item['architecture']} CPU-time ratio projected with 1 fused warp",
+                    projected,
+                    ">= 0.9",
+                    "projection",
+                )
+            )
     return rows
 
 
@@ -189,10 +223,40 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+DOCS_PATH = benchlib.PROJECT_ROOT / "docs" / "PERFORMANCE.md"
+DOCS_START = "<!-- bench:results:start -->"
+DOCS_END = "<!-- bench:results:end -->"
+
+
+def update_docs(summary: dict, table: str) -> None:
+    """Replace the generated section of docs/PERFORMANCE.md with these measurements."""
+    hardware = summary["hardware"]
+    load_start = hardware["load_average_1min_at_start"]
+    section = (
+        f"{DOCS_START}\n"
+        f"Measured {summary['measured_at']} by `python bench/run_all.py` in "
+        f"{summary['total_seconds']:.0f} s on {hardware['cpu_count']} x {hardware['cpu_model']} "
+        f"(Python {hardware['python']}); 1-minute load average {load_start} at start and "
+        f"{summary['load_average_1min_at_end']} at end.\n\n"
+        f"{table}\n"
+        f"{DOCS_END}"
+    )
+    text = DOCS_PATH.read_text()
+    before, found, rest = text.partition(DOCS_START)
+    _, found_end, after = rest.partition(DOCS_END)
+    if not (found and found_end):
+        raise SystemExit(f"{DOCS_PATH} lacks the {DOCS_START} ... {DOCS_END} markers")
+    DOCS_PATH.write_text(before + section + after)
+    print(f"Updated: {DOCS_PATH}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
     parser.add_argument("--skip", nargs="+", choices=BENCHMARKS, default=[], help="skip these")
+    parser.add_argument(
+        "--update-docs", action="store_true", help="write the table into docs/PERFORMANCE.md"
+    )
     args = parser.parse_args(argv)
     names = [name for name in (args.only or BENCHMARKS) if name not in args.skip]
     started = time.perf_counter()
@@ -214,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{hardware['load_average_1min_at_start']} at start, "
         f"{summary['load_average_1min_at_end']} at end; {summary['total_seconds']:.0f} s in all\n"
     )
-    print(markdown_table(results))
+    table = markdown_table(results)
+    print(table)
     print(f"\nWritten: {benchlib.RESULTS_DIR / 'latest.json'}")
+    if args.update_docs:
+        update_docs(summary, table)
     return 0 if all(result is not None for result in results.values()) else 1
 
 

@@ -186,6 +186,42 @@ def rates(timings: dict[str, list[tuple[float, float]]], images: int) -> dict:
     return values
 
 
+def augmentation_costs(image_size: int, batch_size: int, batches: int = 10) -> dict:
+    """CPU milliseconds per image of the training augmentation, and of its parts.
+
+    Compares the three geometric layers (rotation, zoom, translation: three image warps) with
+    a single affine warp of the same size, i.e. what fusing them into one transform would cost.
+    """
+    import numpy as np
+    import tensorflow as tf
+    from keras import ops
+
+    from pneumonet_core.augment import AugmentationConfig, build_augmentation
+
+    images = tf.random.uniform((batch_size, image_size, image_size, 1), seed=1)
+    full = build_augmentation(AugmentationConfig(), seed=42)
+    geometric = build_augmentation(AugmentationConfig(horizontal_flip=False, contrast=0.0))
+    affine = np.tile([[1.02, 0.05, 2.0, -0.04, 0.98, 1.0, 0.0, 0.0]], (batch_size, 1))
+    affine = tf.constant(affine, dtype=tf.float32)
+    candidates = {
+        "full_augmentation": tf.function(lambda x: full(x, training=True)),
+        "geometric_three_warps": tf.function(lambda x: geometric(x, training=True)),
+        "one_affine_warp": tf.function(
+            lambda x: ops.image.affine_transform(x, affine, fill_mode="nearest")
+        ),
+    }
+    costs = {"image_size": image_size}
+    for name, function in candidates.items():
+        function(images)
+        started = time.process_time()
+        for _ in range(batches):
+            function(images)
+        costs[f"{name}_cpu_ms_per_image"] = (
+            1000 * (time.process_time() - started) / (batches * batch_size)
+        )
+    return costs
+
+
 def threading_settings() -> dict:
     """TensorFlow's thread pools as configured (0 = one thread per core)."""
     import tensorflow as tf
@@ -218,6 +254,17 @@ def report(result: dict) -> None:
             ),
             (f"{name} pipeline alone, images/s", item["pipeline_alone_images_per_s"], "no model"),
         ]
+    costs = result["augmentation_costs"]
+    size = costs["image_size"]
+    rows += [
+        (f"augmentation CPU ms/image ({size} px)", costs["full_augmentation_cpu_ms_per_image"], ""),
+        (
+            "  of which rotation + zoom + translation",
+            costs["geometric_three_warps_cpu_ms_per_image"],
+            "three image warps",
+        ),
+        ("  one fused affine warp instead", costs["one_affine_warp_cpu_ms_per_image"], "estimate"),
+    ]
     print_hardware(result["hardware"])
     benchlib.print_rows("Training throughput", rows)
 
@@ -242,6 +289,8 @@ def main(argv: list[str] | None = None) -> dict:
         measure_architecture(name, args.per_class, args.epochs, args.batch_size)
         for name in args.architectures
     ]
+    shipped_size = max(item["image_size"] for item in result["architectures"])
+    result["augmentation_costs"] = augmentation_costs(shipped_size, args.batch_size)
     result["load_average_1min_at_end"] = benchlib.load_average_1min()
     benchlib.write_result(NAME, result)
     report(result)
