@@ -898,8 +898,11 @@ def evaluation_models() -> dict[str, str]:
     choices: dict[str, str] = {}
     active = active_model_path()
     if active.is_file():
-        summary = model_summary(active)
-        choices[f"Active model: {summary.name} ({summary.source})"] = str(active)
+        try:
+            summary = model_summary(active)
+            choices[f"Active model: {summary.name} ({summary.source})"] = str(active)
+        except Exception:  # noqa: BLE001  (an unreadable model is left out; Home reports it)
+            pass
     shipped = config.shipped_model_path()
     if shipped.is_file() and shipped != active:
         choices["Shipped model"] = str(shipped)
