@@ -462,6 +462,26 @@ def job_log_tail(lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def settings_summary(settings: dict[str, Any]) -> str:
+    """One line describing a run's main settings."""
+    if not settings:
+        return ""
+    subset = settings.get("subset_per_class")
+    parts = [
+        f"{settings.get('architecture')}",
+        f"{settings.get('epochs')} epochs",
+        f"{settings.get('image_size') or 'default'} px",
+        f"batch {settings.get('batch_size')}",
+        f"learning rate {settings.get('learning_rate')}",
+        f"seed {settings.get('seed')}",
+        f"augmentation {'on' if (settings.get('augmentation') or {}).get('enabled') else 'off'}",
+        f"data {settings.get('data_dir') or default_data_root()}",
+    ]
+    if subset:
+        parts.append(f"{subset} images per class")
+    return " · ".join(parts)
+
+
 def format_duration(seconds: float | None) -> str:
     """Seconds as "1 h 02 min", "3 min 05 s" or "12 s" ("–" when unknown)."""
     if seconds is None or seconds != seconds:

@@ -73,6 +73,10 @@ def settings_form(data_dir: str, defaults: dict, job_active: bool) -> dict | Non
             key="train_learning_rate",
         )
         seed = third.number_input("Seed", 0, 2**31 - 1, int(defaults["seed"]), key="train_seed")
+        st.caption(
+            "Designed input sizes: "
+            + ", ".join(f"{name} {services.default_image_size(name)} px" for name in architectures)
+        )
         augmentation = st.toggle(
             "Augmentation (flips, small rotations, zoom, shifts, contrast)",
             value=bool(defaults["augmentation"]["enabled"]),
@@ -205,6 +209,7 @@ def live_job() -> None:
         verb = "Stopping" if job.state == "stopping" else "Running"
         st.subheader(f"{verb}: {services.run_display_name(job)}")
         progress_block(job)
+        st.caption(services.settings_summary(job.settings))
         if st.button("Stop training", icon=":material/stop:", key="stop", type="secondary"):
             with layout.guard("stop the training run"):
                 services.stop_training()
