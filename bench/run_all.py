@@ -22,6 +22,7 @@ import benchlib
 
 BENCHMARKS = (
     "training_throughput",
+    "augmentation_fusion",
     "data_preparation",
     "inference",
     "streaming_memory",
@@ -103,6 +104,26 @@ def augmentation_rows(result: dict) -> list[tuple]:
                     projected,
                     ">= 0.9",
                     "projection",
+                )
+            )
+    return rows
+
+
+def fusion_rows(result: dict) -> list[tuple]:
+    values = result["measurements"]
+    name = values["architecture"]
+    rows = []
+    for key, label in (("current", "today's augmentation"), ("fused", "1 fused warp (prototype)")):
+        item = values[key]
+        for ratio, kind in (("ratio_to_ceiling", "wall"), ("cpu_time_ratio_to_ceiling", "CPU")):
+            met = status(item[ratio] >= item["target_ratio"])
+            rows.append(
+                (
+                    "what-if",
+                    f"{name} pipeline / ceiling ({kind}), {label}",
+                    item[ratio],
+                    ">= 0.9",
+                    met,
                 )
             )
     return rows
@@ -198,6 +219,7 @@ def dashboard_rows(result: dict) -> list[tuple]:
 
 ROWS = {
     "training_throughput": training_rows,
+    "augmentation_fusion": fusion_rows,
     "data_preparation": data_rows,
     "inference": inference_rows,
     "streaming_memory": streaming_rows,
