@@ -49,7 +49,10 @@ def load_average_1min() -> float | None:
 
 def hardware() -> dict:
     """What the numbers were measured on, including how busy the machine was at the start."""
+    from datetime import UTC, datetime
+
     return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model_name(),
         "load_average_1min_at_start": load_average_1min(),
@@ -203,12 +206,25 @@ def pneumonet_command() -> list[str]:
     return [sys.executable, "-m", "pneumonet_core.cli"]
 
 
+# Runs a command and reports its peak RSS. Measuring through this small launcher keeps the
+# figure clean: a child forked straight from a benchmark that holds TensorFlow would count the
+# parent's pages it shares until exec, inflating its peak RSS by the parent's size.
+RSS_LAUNCHER = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[1:])
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+sys.stderr.write(f"\\nPEAK_RSS_KIB {peak}\\n")
+sys.exit(code)
+"""
+
+
 def run_cli_predict(folder: Path, model_path: Path, batch_size: int = 32) -> dict:
     """Run `pneumonet predict FOLDER --json` and time it line by line.
 
     Every JSON line is stamped when it arrives, so the run splits into start-up (process start,
-    imports, model load, first batch: until the first result) and steady streaming. The child's
-    own peak RSS comes from `os.wait4`, which reports the resource use of that one process.
+    imports, model load, first batch: until the first result) and steady streaming. The
+    command's own peak RSS comes from a small launcher process (`RSS_LAUNCHER`), whose start
+    (a bare Python, a few tens of milliseconds) is included in the start-up.
 
     Returns:
         Seconds to the first and the last result and to exit, the results counted, images/s
@@ -222,15 +238,17 @@ def run_cli_predict(folder: Path, model_path: Path, batch_size: int = 32) -> dic
     stderr_path = WORK_DIR / "cli_stderr.txt"
     with stderr_path.open("wb") as stderr:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+        process = subprocess.Popen(
+            [sys.executable, "-c", RSS_LAUNCHER, *command], stdout=subprocess.PIPE, stderr=stderr
+        )
         stamps = [time.perf_counter() - started for line in process.stdout if line.strip()]
-        _, status, usage = os.wait4(process.pid, 0)
+        process.wait()
         exited = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
     errors = stderr_path.read_text(errors="replace")
     if process.returncode not in (0, 1) or not stamps:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {errors[-2000:]}")
-    return _cli_timings(stamps, exited, batch_size, usage.ru_maxrss / 1024.0, errors)
+    peak_kib = int(errors.rsplit("PEAK_RSS_KIB", 1)[1].split()[0])
+    return _cli_timings(stamps, exited, batch_size, peak_kib / 1024.0, errors)
 
 
 def _cli_timings(

@@ -5,7 +5,8 @@ leak from one into the next) and writes `bench/results/<name>.json`; this driver
 About 5 minutes on 2 CPU cores; `./run bench` calls it.
 
     python bench/run_all.py                       # everything
-    python bench/run_all.py --only inference      # some benchmarks only
+    python bench/run_all.py --only inference      # some benchmarks only (merged into
+                                                  # latest.json with the earlier results)
     python bench/run_all.py --skip dashboard_startup
 """
 
@@ -272,6 +273,18 @@ def update_docs(summary: dict, table: str) -> None:
     print(f"Updated: {DOCS_PATH}")
 
 
+def previous_results() -> dict:
+    """Results of the last `latest.json` (each carries its own time and load), if any."""
+    path = benchlib.RESULTS_DIR / "latest.json"
+    if not path.is_file():
+        return {}
+    return {
+        name: result
+        for name, result in json.loads(path.read_text()).get("results", {}).items()
+        if result is not None
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
@@ -294,13 +307,15 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_1min_at_end": benchlib.load_average_1min(),
         "results": results,
     }
+    if args.only or args.skip:
+        summary["results"] = {**previous_results(), **results}
     benchlib.write_result("latest", summary)
     print(
         f"\n## Summary\n\n{hardware['cpu_count']} x {hardware['cpu_model']}; load average "
         f"{hardware['load_average_1min_at_start']} at start, "
         f"{summary['load_average_1min_at_end']} at end; {summary['total_seconds']:.0f} s in all\n"
     )
-    table = markdown_table(results)
+    table = markdown_table(summary["results"])
     print(table)
     print(f"\nWritten: {benchlib.RESULTS_DIR / 'latest.json'}")
     if args.update_docs:
