@@ -191,6 +191,11 @@ def cmd_predict(args) -> int:
             print(json.dumps(prediction.to_dict()), flush=True)
         elif prediction.error:
             print(f"{prediction.file}\terror: {prediction.error}")
+        elif prediction.ood:
+            print(
+                f"{prediction.file}\t{prediction.ood_reason}\t(model output {prediction.label} "
+                f"p={prediction.probability:.4f})"
+            )
         else:
             print(
                 f"{prediction.file}\t{prediction.label}\tp={prediction.probability:.4f}"
@@ -198,6 +203,36 @@ def cmd_predict(args) -> int:
             )
     progress.close()
     return 1 if failures else 0
+
+
+def cmd_ood_fit(args) -> int:
+    from pneumonet_core.ood import fit_ood_for_model
+
+    statistics = fit_ood_for_model(
+        args.model, args.dir, max_images=args.max_images, percentile=args.percentile
+    )
+    print(
+        f"OOD statistics fitted on {statistics.n_fit} training images; threshold "
+        f"{statistics.threshold:.2f} (percentile {statistics.percentile:g} of "
+        f"{statistics.n_validation} validation images, "
+        f"{statistics.validation_flag_rate:.1%} flagged); stored in {args.model}"
+    )
+    return 0
+
+
+def _add_ood_parser(commands) -> None:
+    ood = commands.add_parser("ood", help="out-of-distribution guard of a model")
+    ood_commands = ood.add_subparsers(dest="ood_command", required=True)
+    fit = ood_commands.add_parser(
+        "fit", help="fit the not-a-chest-X-ray guard and store it inside the model file"
+    )
+    fit.add_argument("dir", nargs="?", help="dataset root holding train/ (default: model's)")
+    fit.add_argument("--model", required=True, help="the .keras model to attach it to")
+    fit.add_argument("--max-images", type=int, default=2000, help="images per split (max)")
+    fit.add_argument(
+        "--percentile", type=float, default=98.0, help="validation distance percentile"
+    )
+    fit.set_defaults(handler=cmd_ood_fit)
 
 
 def _progress_bar(total: int, enabled: bool):
@@ -242,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(handler=cmd_predict)
+    _add_ood_parser(commands)
     return parser
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,3 +152,152 @@ def load_model(path: str | os.PathLike):
             f"{path}: model input {model.input_shape} does not match its metadata {expected}"
         )
     return model, metadata
+
+
+def read_model_entry(path: str | os.PathLike, entry: str) -> bytes | None:
+    """The bytes of an extra entry stored inside a `.keras` file, or None if it has none.
+
+    Raises:
+        ModelLoadError: The file is missing or not a zip archive.
+    """
+    path = Path(path).expanduser()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if entry not in archive.namelist():
+                return None
+            return archive.read(entry)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ModelLoadError(f"{path} is not a readable .keras model file ({error})") from None
+
+
+def write_model_entries(path: str | os.PathLike, entries: dict[str, bytes]) -> Path:
+    """Add or replace extra entries inside a `.keras` file, atomically.
+
+    The archive is rewritten into a temporary file next to it (every other entry, the weights
+    and the metadata included, copied unchanged) and then `os.replace`d over the original, so
+    readers see the old or the new file, never half of one.
+
+    Args:
+        path: An existing `.keras` model file.
+        entries: Entry name -> content; Keras' own entries and the metadata may not be named.
+
+    Raises:
+        ValueError: An entry name is reserved.
+        ModelLoadError: The file is not a readable `.keras` archive.
+        OSError: The folder cannot be written (message names the path).
+    """
+    path = _check_keras_path(Path(path).expanduser())
+    reserved = set(entries) & {METADATA_ENTRY, *KERAS_ENTRIES}
+    if reserved:
+        raise ValueError(f"entry names reserved for the model itself: {sorted(reserved)}")
+    read_metadata(path)
+    with _temporary_sibling(path) as temporary:
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(temporary, "w") as target:
+            for item in source.infolist():
+                if item.filename not in entries:
+                    target.writestr(item, source.read(item.filename))
+            for name, content in entries.items():
+                target.writestr(name, content, compress_type=zipfile.ZIP_DEFLATED)
+        _fsync(temporary)
+        os.replace(temporary, path)
+    return path
+
+
+KERAS_ENTRIES = ("config.json", "metadata.json", "model.weights.h5")
+
+
+@contextmanager
+def _temporary_sibling(path: Path) -> Iterator[Path]:
+    """A fresh temporary file in `path`'s folder, always removed on exit (unless replaced).
+
+    Raises:
+        OSError: The folder cannot be written; the message names `path`.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+        os.close(handle)
+    except OSError as error:
+        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
+    temporary = Path(name)
+    try:
+        yield temporary
+    except OSError as error:
+        if str(path) in str(error):
+            raise
+        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def check_writable_destination(path: str | os.PathLike) -> Path:
+    """Fail fast when a model could not be written to `path` (call before long work).
+
+    Creates the folder if needed and writes (then removes) a small probe file there, so a
+    read-only folder, a missing permission or a full disk is reported now, not after training.
+
+    Returns:
+        The path, expanded.
+
+    Raises:
+        ValueError: The path does not end in `.keras`, or is an existing folder.
+        OSError: The folder cannot be created or written; the message names the path.
+    """
+    path = _check_keras_path(Path(path).expanduser())
+    if path.is_dir():
+        raise ValueError(f"the model path {path} is a folder; name a .keras file")
+    probe = b"\0" * 65536
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=".pneumonet-write-test-")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(probe)
+                file.flush()
+                os.fsync(file.fileno())
+        finally:
+            Path(name).unlink(missing_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot write the model to {path}: {error.strerror or error}") from None
+    return path
+
+
+def promote_model(
+    source_path: str | os.PathLike, destination: str | os.PathLike | None = None
+) -> Path:
+    """Make a model the active one, atomically.
+
+    The source is first loaded (safe mode, metadata checked); it is then copied into a
+    temporary file in the destination folder, flushed to disk and `os.replace`d over the
+    destination. A crash at any point leaves the previous active model in place: a
+    half-written model is never active.
+
+    Args:
+        source_path: A PneumoNet `.keras` file.
+        destination: Where the active model lives (default: `config.promoted_model_path()`).
+
+    Returns:
+        The destination path.
+
+    Raises:
+        ModelLoadError: The source does not load as a PneumoNet model.
+        OSError: The destination cannot be written (message names the path).
+    """
+    from pneumonet_core import config
+
+    source = Path(source_path).expanduser()
+    target = _check_keras_path(Path(destination or config.promoted_model_path()).expanduser())
+    load_model(source)
+    with _temporary_sibling(target) as temporary:
+        with open(source, "rb") as reader, open(temporary, "wb") as writer:
+            shutil.copyfileobj(reader, writer)
+            writer.flush()
+            os.fsync(writer.fileno())
+        read_metadata(temporary)
+        os.replace(temporary, target)
+    return target

@@ -9,22 +9,31 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumonet_core import config
+from pneumonet_core import config, ood
 from pneumonet_core.data import IMAGE_SUFFIXES
-from pneumonet_core.imaging import ImageReadError, ImageSource
+from pneumonet_core.imaging import ImageInfo, ImageReadError, ImageSource, read_image_with_info
 from pneumonet_core.modelio import ModelLoadError, load_model
-from pneumonet_core.preprocessing import preprocess_image
+from pneumonet_core.preprocessing import preprocess_image, resize_image
 
 
 @dataclass
 class Prediction:
-    """One image's result; `error` is set (and the rest None) when it could not be read."""
+    """One image's result; `error` is set (and the rest None) when it could not be read.
+
+    Attributes:
+        ood: True when the input does not look like a frontal chest X-ray: the probability is
+            still reported but must not be relied on.
+        ood_reason: Why (starts with `ood.OOD_MESSAGE`, "not a chest X-ray: prediction not
+            reliable"), None when `ood` is False.
+    """
 
     file: str
     probability: float | None
     label: str | None
     threshold: float
     error: str | None = None
+    ood: bool = False
+    ood_reason: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,11 +64,18 @@ class Predictor:
         import tensorflow as tf
 
         self.model, self.metadata = load_model(self.path)
+        self.ood_statistics = ood.load_statistics(self.path)
         size = self.metadata.image_size
+        signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
         self._forward = tf.function(
-            lambda images: self.model(images, training=False),
-            input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)],
+            lambda images: self.model(images, training=False), input_signature=signature
         )
+        self._forward_with_features = None
+        if self.ood_statistics is not None:
+            extractor = ood.feature_extractor(self.model)
+            self._forward_with_features = tf.function(
+                lambda images: extractor(images, training=False), input_signature=signature
+            )
 
     @property
     def threshold(self) -> float:
@@ -80,14 +96,52 @@ class Predictor:
     def predict_arrays(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """PNEUMONIA probabilities for preprocessed images (n, S, S, 1) -> (n,)."""
         images = np.asarray(images, dtype=np.float32)
-        expected = (self.image_size, self.image_size, 1)
-        if images.ndim != 4 or images.shape[1:] != expected:
-            raise ValueError(f"expected images of shape (n, {expected}), got {images.shape}")
+        self._check_batch_shape(images)
         outputs = [
             np.asarray(self._forward(images[start : start + batch_size])).reshape(-1)
             for start in range(0, len(images), batch_size)
         ]
         return np.concatenate(outputs) if outputs else np.zeros(0, dtype=np.float32)
+
+    def predict_arrays_with_ood(
+        self, images: np.ndarray, batch_size: int = 32
+    ) -> tuple[np.ndarray, list[str | None]]:
+        """Probabilities and feature-distance OOD reasons for preprocessed images.
+
+        Args:
+            images: float32 (n, S, S, 1) in [0, 1].
+
+        Returns:
+            `(probabilities (n,), reasons)`: a reason (str) per image whose features are far
+            from the training X-rays, None otherwise (always None without OOD statistics).
+        """
+        if self._forward_with_features is None:
+            probabilities = self.predict_arrays(images, batch_size)
+            return probabilities, [None] * len(probabilities)
+        images = np.asarray(images, dtype=np.float32)
+        self._check_batch_shape(images)
+        probabilities, reasons = [], []
+        for start in range(0, len(images), batch_size):
+            output, features = self._forward_with_features(images[start : start + batch_size])
+            probabilities.append(np.asarray(output).reshape(-1))
+            reasons += self.ood_statistics.reasons(np.asarray(features))
+        joined = np.concatenate(probabilities) if probabilities else np.zeros(0, np.float32)
+        return joined, reasons
+
+    def assess(self, model_input: np.ndarray, info: ImageInfo, name: str) -> Prediction:
+        """Predict one decoded image with both OOD checks (for callers that decode themselves).
+
+        Args:
+            model_input: float32 (S, S, 1) in [0, 1], from `resize_image`.
+            info: From `imaging.read_image_with_info`.
+            name: File name shown in the result.
+        """
+        return next(self._finish([(name, (model_input, ood.simple_check(model_input, info)))]))
+
+    def _check_batch_shape(self, images: np.ndarray) -> None:
+        expected = (self.image_size, self.image_size, 1)
+        if images.ndim != 4 or images.shape[1:] != expected:
+            raise ValueError(f"expected images of shape (n, {expected}), got {images.shape}")
 
     def predict(
         self,
@@ -106,7 +160,7 @@ class Predictor:
     ) -> Iterator[Prediction]:
         """Stream predictions batch by batch, so memory stays bounded for large folders."""
         names = iter(names) if names is not None else None
-        pending: list[tuple[str, np.ndarray | str]] = []
+        pending: list[tuple[str, tuple[np.ndarray, str | None] | str]] = []
         for source in sources:
             name = next(names) if names is not None else _display_name(source)
             pending.append((name, self._try_preprocess(source)))
@@ -115,21 +169,37 @@ class Predictor:
                 pending = []
         yield from self._finish(pending)
 
-    def _try_preprocess(self, source: ImageSource) -> np.ndarray | str:
+    def _try_preprocess(self, source: ImageSource) -> tuple[np.ndarray, str | None] | str:
+        """(model input, simple OOD reason or None), or the one-line error message."""
         try:
-            return self.preprocess(source)
+            gray, info = read_image_with_info(source)
         except ImageReadError as error:
             return str(error)
+        model_input = resize_image(gray, self.image_size)
+        return model_input, ood.simple_check(model_input, info)
 
-    def _finish(self, pending: list[tuple[str, np.ndarray | str]]) -> Iterator[Prediction]:
-        arrays = [item for _, item in pending if isinstance(item, np.ndarray)]
-        probabilities = iter(self.predict_arrays(np.stack(arrays)) if arrays else [])
+    def _finish(
+        self, pending: list[tuple[str, tuple[np.ndarray, str | None] | str]]
+    ) -> Iterator[Prediction]:
+        arrays = [item[0] for _, item in pending if not isinstance(item, str)]
+        probabilities, feature_reasons = (
+            self.predict_arrays_with_ood(np.stack(arrays)) if arrays else ([], [])
+        )
+        results = iter(zip(probabilities, feature_reasons, strict=True))
         for name, item in pending:
             if isinstance(item, str):
                 yield Prediction(name, None, None, self.threshold, error=item)
-            else:
-                probability = float(next(probabilities))
-                yield Prediction(name, probability, self.label_for(probability), self.threshold)
+                continue
+            probability, feature_reason = next(results)
+            reason = item[1] or feature_reason
+            yield Prediction(
+                name,
+                float(probability),
+                self.label_for(float(probability)),
+                self.threshold,
+                ood=reason is not None,
+                ood_reason=reason,
+            )
 
 
 def _display_name(source: ImageSource) -> str:

@@ -1,0 +1,359 @@
+"""Out-of-distribution guard: flag inputs that are not frontal chest X-rays.
+
+A classifier trained on chest X-rays gives a confident-looking probability for anything, a
+holiday photo included. Two layers of checks stop that from passing silently:
+
+1. Simple checks on the decoded file (`simple_check`): a colour image with real saturation,
+   an extreme aspect ratio of the original image, a near-constant image, an image too small
+   to be a radiograph, and DICOM tags saying it is another modality (CT, MR, ...), another body
+   part (hand, knee, ...) or a lateral view.
+2. Feature distance (`OodStatistics`): the Mahalanobis distance of the model's penultimate
+   features (the input of its final Dense layer, `FEATURE_LAYER`) to the training images'
+   features (mean + Ledoit-Wolf shrunk covariance). The threshold is a high percentile of the
+   distances of the patient-grouped validation split, so about 2% of real X-rays are flagged.
+
+The fitted statistics travel inside the `.keras` file as the extra entry `OOD_ENTRY`
+(`fit_ood_for_model` attaches them; `pneumonet ood fit --model PATH` does it from the shell).
+A model without them gets the simple checks only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pneumonet_core.imaging import ImageInfo
+
+OOD_ENTRY = "pneumonet_ood.npz"
+OOD_MESSAGE = "not a chest X-ray: prediction not reliable"
+FEATURE_LAYER = "pneumonia_probability"
+DEFAULT_PERCENTILE = 98.0
+
+# Simple checks (see `simple_check`).
+COLOR_FRACTION_LIMIT = 0.05
+ASPECT_RATIO_LIMIT = 4.0
+MIN_CONTRAST = 0.02
+MIN_SIDE = 32
+RADIOGRAPH_MODALITIES = ("CR", "DX", "DR", "RG", "OT", "SC")
+CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "PORTABLE")
+LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "LLO", "RLO")
+
+
+def ood_reason(detail: str) -> str:
+    """The user-facing reason: `OOD_MESSAGE` followed by the specific cause in brackets."""
+    return f"{OOD_MESSAGE} ({detail})"
+
+
+def simple_check(model_input: np.ndarray, info: ImageInfo) -> str | None:
+    """Cheap checks that need no model features.
+
+    Args:
+        model_input: The preprocessed image, float32 (S, S) or (S, S, 1) in [0, 1].
+        info: What decoding learned about the original file.
+
+    Returns:
+        The reason (starting with `OOD_MESSAGE`) when the input is not a chest X-ray, else None.
+    """
+    detail = _dicom_tag_problem(info) or _picture_problem(model_input, info)
+    return ood_reason(detail) if detail else None
+
+
+def _dicom_tag_problem(info: ImageInfo) -> str | None:
+    if info.modality and info.modality not in RADIOGRAPH_MODALITIES:
+        return f"DICOM modality {info.modality} is not a radiograph"
+    if info.body_part and not any(part in info.body_part for part in CHEST_BODY_PARTS):
+        return f"DICOM body part is {info.body_part}, not chest"
+    if info.view_position in LATERAL_VIEWS:
+        return f"lateral view ({info.view_position}); the model reads frontal views"
+    return None
+
+
+def _picture_problem(model_input: np.ndarray, info: ImageInfo) -> str | None:
+    if info.color_fraction > COLOR_FRACTION_LIMIT:
+        return f"colour image: {info.color_fraction:.0%} of pixels are strongly coloured"
+    if min(info.width, info.height) < MIN_SIDE:
+        return f"image too small to be a radiograph ({info.width}x{info.height} pixels)"
+    if info.aspect_ratio > ASPECT_RATIO_LIMIT:
+        return f"extreme aspect ratio {info.aspect_ratio:.1f}:1 ({info.width}x{info.height})"
+    contrast = float(np.std(model_input))
+    if contrast < MIN_CONTRAST:
+        return f"near-constant image (contrast {contrast:.3f})"
+    return None
+
+
+@dataclass
+class OodStatistics:
+    """The training features' distribution and the distance threshold.
+
+    Attributes:
+        mean: float64 (d,) mean feature vector of the training images.
+        precision: float64 (d, d) inverse of the Ledoit-Wolf covariance.
+        threshold: Mahalanobis distance above which an input is flagged.
+        percentile: Percentile of the validation distances used as threshold.
+        validation_flag_rate: Share of validation X-rays above the threshold, in [0, 1].
+        n_fit: Number of training images the statistics were fitted on.
+        n_validation: Number of validation images the threshold was chosen on.
+        feature_layer: Name of the layer whose input are the features.
+    """
+
+    mean: np.ndarray
+    precision: np.ndarray
+    threshold: float
+    percentile: float = DEFAULT_PERCENTILE
+    validation_flag_rate: float = 0.0
+    n_fit: int = 0
+    n_validation: int = 0
+    feature_layer: str = FEATURE_LAYER
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        """Mahalanobis distances of feature vectors: (n, d) -> (n,) float64, >= 0."""
+        features = np.asarray(features, dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"expected features of shape (n, {self.mean.shape[0]}), got {features.shape}"
+            )
+        centred = features - self.mean
+        squared = np.einsum("ij,jk,ik->i", centred, self.precision, centred)
+        return np.sqrt(np.maximum(squared, 0.0))
+
+    def reasons(self, features: np.ndarray) -> list[str | None]:
+        """Per input: the reason it is flagged (distance above threshold), else None."""
+        return [
+            ood_reason(
+                f"unlike the training X-rays: feature distance {d:.1f} > {self.threshold:.1f}"
+            )
+            if d > self.threshold
+            else None
+            for d in self.distances(features)
+        ]
+
+    def to_bytes(self) -> bytes:
+        """Serialise as an .npz archive (no pickles)."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            mean=self.mean,
+            precision=self.precision,
+            threshold=np.float64(self.threshold),
+            percentile=np.float64(self.percentile),
+            validation_flag_rate=np.float64(self.validation_flag_rate),
+            n_fit=np.int64(self.n_fit),
+            n_validation=np.int64(self.n_validation),
+            feature_layer=np.str_(self.feature_layer),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> OodStatistics:
+        """Read `to_bytes` output.
+
+        Raises:
+            ValueError: The bytes are not OOD statistics.
+        """
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                values = {key: archive[key] for key in archive.files}
+            statistics = cls(
+                mean=values["mean"].astype(np.float64),
+                precision=values["precision"].astype(np.float64),
+                threshold=float(values["threshold"]),
+                percentile=float(values["percentile"]),
+                validation_flag_rate=float(values["validation_flag_rate"]),
+                n_fit=int(values["n_fit"]),
+                n_validation=int(values["n_validation"]),
+                feature_layer=str(values["feature_layer"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"not PneumoNet OOD statistics ({error})") from None
+        dimension = statistics.mean.shape
+        if len(dimension) != 1 or statistics.precision.shape != dimension * 2:
+            raise ValueError(
+                f"OOD statistics with mismatched shapes: mean {statistics.mean.shape}, "
+                f"precision {statistics.precision.shape}"
+            )
+        return statistics
+
+
+def fit_statistics(
+    train_features: np.ndarray,
+    validation_features: np.ndarray,
+    *,
+    percentile: float = DEFAULT_PERCENTILE,
+) -> OodStatistics:
+    """Fit the feature distribution on training images and the threshold on validation ones.
+
+    Args:
+        train_features: (n_train, d) features of training X-rays, n_train >= 2.
+        validation_features: (n_val, d) features of held-out X-rays, n_val >= 1.
+        percentile: The threshold is this percentile of the validation distances, in (50, 100].
+
+    Returns:
+        The fitted `OodStatistics`.
+
+    Raises:
+        ValueError: Too few images, mismatched dimensions or a bad percentile.
+    """
+    from sklearn.covariance import LedoitWolf
+
+    if not 50.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
+    train_features = np.asarray(train_features, dtype=np.float64)
+    validation_features = np.asarray(validation_features, dtype=np.float64)
+    if train_features.ndim != 2 or len(train_features) < 2:
+        raise ValueError(f"need at least 2 training feature vectors, got {train_features.shape}")
+    if validation_features.ndim != 2 or validation_features.shape[1] != train_features.shape[1]:
+        raise ValueError(
+            f"validation features {validation_features.shape} do not match training "
+            f"features {train_features.shape}"
+        )
+    if len(validation_features) < 1:
+        raise ValueError("need at least 1 validation feature vector, got 0")
+    estimator = LedoitWolf().fit(train_features)
+    statistics = OodStatistics(
+        mean=estimator.location_,
+        precision=estimator.precision_,
+        threshold=0.0,
+        percentile=float(percentile),
+        n_fit=len(train_features),
+        n_validation=len(validation_features),
+    )
+    distances = statistics.distances(validation_features)
+    statistics.threshold = threshold_flagging_at_most(distances, percentile)
+    statistics.validation_flag_rate = float(np.mean(distances > statistics.threshold))
+    return statistics
+
+
+def threshold_flagging_at_most(distances: np.ndarray, percentile: float) -> float:
+    """The smallest observed distance that flags at most (100 - percentile)% of `distances`.
+
+    Args:
+        distances: (n,) validation distances, n >= 1.
+        percentile: In (50, 100]; e.g. 98 flags at most 2% (strictly greater distances).
+    """
+    ordered = np.sort(np.asarray(distances, dtype=np.float64))
+    allowed = int(np.floor(len(ordered) * (100.0 - percentile) / 100.0 + 1e-9))
+    return float(ordered[len(ordered) - 1 - allowed])
+
+
+def feature_extractor(model):
+    """A Keras model mapping images to `(probabilities (n, 1), features (n, d))`.
+
+    Raises:
+        ValueError: The model has no layer named `FEATURE_LAYER`.
+    """
+    import keras
+
+    try:
+        layer = model.get_layer(FEATURE_LAYER)
+    except ValueError:
+        raise ValueError(f"the model has no layer named {FEATURE_LAYER!r}") from None
+    return keras.Model(model.input, [model.output, layer.input], name="with_features")
+
+
+def compute_features(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Penultimate features of preprocessed images: (n, S, S, 1) -> (n, d) float32."""
+    extractor = feature_extractor(model)
+    parts = [
+        np.asarray(extractor(images[start : start + batch_size], training=False)[1])
+        for start in range(0, len(images), batch_size)
+    ]
+    width = int(extractor.outputs[1].shape[-1])
+    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)
+
+
+def save_statistics(model_path: str | os.PathLike, statistics: OodStatistics) -> Path:
+    """Store the statistics inside the model file (atomic rewrite; metadata kept)."""
+    from pneumonet_core.modelio import write_model_entries
+
+    return write_model_entries(model_path, {OOD_ENTRY: statistics.to_bytes()})
+
+
+def load_statistics(model_path: str | os.PathLike) -> OodStatistics | None:
+    """The statistics stored in a model file, or None when it has none.
+
+    Raises:
+        ModelLoadError: The file is not a readable model, or its statistics are damaged.
+    """
+    from pneumonet_core.modelio import ModelLoadError, read_model_entry
+
+    data = read_model_entry(model_path, OOD_ENTRY)
+    if data is None:
+        return None
+    try:
+        return OodStatistics.from_bytes(data)
+    except ValueError as error:
+        raise ModelLoadError(f"{model_path}: damaged {OOD_ENTRY} ({error})") from None
+
+
+def fit_ood_for_model(
+    model_path: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    max_images: int = 2000,
+    percentile: float = DEFAULT_PERCENTILE,
+    seed: int | None = None,
+) -> OodStatistics:
+    """Fit OOD statistics for an existing model and store them inside its file.
+
+    The training images are split by patient exactly as the model's training run did (its
+    recorded seed, validation fraction and subset); the statistics are fitted on the training
+    part and the threshold chosen on the validation part.
+
+    Args:
+        model_path: A PneumoNet `.keras` file (rewritten atomically, metadata kept).
+        data_dir: Dataset root holding `train/` (default: the model's, else `PNEUMONET_DATA`).
+        max_images: At most this many images are used from each part (drawn reproducibly).
+        percentile: Validation percentile used as the distance threshold.
+        seed: Split seed (default: the model's training seed, else 42).
+
+    Returns:
+        The fitted statistics (also written into the model file).
+
+    Raises:
+        ModelLoadError: The model cannot be loaded.
+        DatasetError: The data folder is missing or unusable.
+        ValueError: Too few readable images.
+    """
+    from pneumonet_core.modelio import check_writable_destination, load_model
+
+    check_writable_destination(model_path)
+    model, metadata = load_model(model_path)
+    train_frame, validation_frame = _training_split(metadata, data_dir, seed)
+    train_images = _load_sample(train_frame, metadata.image_size, max_images)
+    validation_images = _load_sample(validation_frame, metadata.image_size, max_images)
+    statistics = fit_statistics(
+        compute_features(model, train_images),
+        compute_features(model, validation_images),
+        percentile=percentile,
+    )
+    save_statistics(model_path, statistics)
+    return statistics
+
+
+def _training_split(metadata, data_dir, seed):
+    from pneumonet_core import config
+    from pneumonet_core.data import DatasetError, scan_dataset, split_by_patient, stratified_subset
+
+    training = metadata.training or {}
+    root = data_dir or training.get("data_dir") or config.data_root()
+    seed = int(training.get("seed", 42) if seed is None else seed)
+    frame = scan_dataset(root).split("train")
+    if frame.empty:
+        raise DatasetError(f"{root} has no train/ images to fit the OOD statistics on")
+    if training.get("subset_per_class"):
+        frame = stratified_subset(frame, per_class=int(training["subset_per_class"]), seed=seed)
+    return split_by_patient(frame, val_fraction=float(training.get("val_fraction", 0.2)), seed=seed)
+
+
+def _load_sample(frame, image_size: int, max_images: int) -> np.ndarray:
+    from pneumonet_core.data import load_images
+
+    if max_images < 2:
+        raise ValueError(f"max_images must be at least 2, got {max_images}")
+    if len(frame) > max_images:
+        frame = frame.sample(n=max_images, random_state=0)
+    return load_images(frame["path"], image_size, on_error="skip").images
