@@ -7,6 +7,7 @@ Everything that reads pixels (training, the command line, the dashboard) goes th
 from __future__ import annotations
 
 import io
+import logging
 import os
 import threading
 import warnings
@@ -168,11 +169,18 @@ def quiet_warnings() -> Iterator[None]:
     """Silence library warnings (pydicom and Pillow warn on odd files) in a thread-safe way.
 
     A file that decodes with warnings is fine; one that does not decode raises ImageReadError.
-    Either way nothing is printed, and `-W error` cannot turn a warning into a crash.
+    Either way nothing is printed or logged (pydicom also logs its warnings, with element
+    values that may identify a patient), and `-W error` cannot turn a warning into a crash.
     """
+    pydicom_logger = logging.getLogger("pydicom")
     with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        yield
+        previous_disabled = pydicom_logger.disabled
+        pydicom_logger.disabled = True
+        try:
+            yield
+        finally:
+            pydicom_logger.disabled = previous_disabled
 
 
 def _read_bytes(source: ImageSource) -> tuple[bytes, str]:
@@ -230,8 +238,10 @@ def _read_pillow_pixels(data: bytes, name: str) -> tuple[np.ndarray, ImageInfo]:
         raise ImageReadError(
             f"{name}: not a recognised image (expected PNG, JPEG or DICOM)"
         ) from error
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageReadError(f"{name}: the image claims too many pixels to be decoded") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageReadError(
+            f"{name}: the image claims too many pixels to be decoded ({_first_line(error)})"
+        ) from None
     except ImageReadError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, Warning, MemoryError) as error:

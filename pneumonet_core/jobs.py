@@ -165,6 +165,7 @@ def read_job_status() -> JobStatus | None:
 
 
 def _pid_alive(pid: int | None) -> bool:
+    """Whether a process runs with this id (a killed child not yet reaped counts as dead)."""
     if not pid:
         return False
     try:
@@ -173,7 +174,15 @@ def _pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _record_death(status: JobStatus) -> JobStatus:
@@ -200,6 +209,7 @@ def start_training_job(train_config) -> JobStatus:
         JobAlreadyRunning: Another job is active (its status is in the message).
     """
     train_config.validate()
+    _check_output_writable(train_config)
     with _file_lock("start.lock", blocking=True):
         current = read_job_status()
         if current is not None and current.is_active:
@@ -233,6 +243,14 @@ def start_training_job(train_config) -> JobStatus:
                 cwd=config.project_root(),
             )
         return _to_status(_update_status(pid=process.pid))
+
+
+def _check_output_writable(train_config) -> None:
+    """Fail now, naming the path, if the model could not be written at the end of an epoch."""
+    from pneumonet_core.modelio import check_writable_destination
+
+    out = train_config.out or config.state_dir() / "models" / "model.keras"
+    check_writable_destination(out)
 
 
 def request_stop() -> JobStatus | None:

@@ -75,10 +75,10 @@ def _dicom_tag_problem(info: ImageInfo) -> str | None:
 def _picture_problem(model_input: np.ndarray, info: ImageInfo) -> str | None:
     if info.color_fraction > COLOR_FRACTION_LIMIT:
         return f"colour image: {info.color_fraction:.0%} of pixels are strongly coloured"
-    if min(info.width, info.height) < MIN_SIDE:
-        return f"image too small to be a radiograph ({info.width}x{info.height} pixels)"
     if info.aspect_ratio > ASPECT_RATIO_LIMIT:
         return f"extreme aspect ratio {info.aspect_ratio:.1f}:1 ({info.width}x{info.height})"
+    if min(info.width, info.height) < MIN_SIDE:
+        return f"image too small to be a radiograph ({info.width}x{info.height} pixels)"
     contrast = float(np.std(model_input))
     if contrast < MIN_CONTRAST:
         return f"near-constant image (contrast {contrast:.3f})"
