@@ -1,0 +1,238 @@
+"""ood: the not-a-chest-X-ray guard (simple checks and feature distance) on a tiny model."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+from hostile_files import chest_like, encode
+from PIL import Image
+
+from pneumonet_core import cli, ood
+from pneumonet_core.imaging import ImageInfo
+from pneumonet_core.modelio import ModelLoadError, load_model, read_metadata
+from pneumonet_core.ood import (
+    OOD_ENTRY,
+    OOD_MESSAGE,
+    OodStatistics,
+    fit_statistics,
+    simple_check,
+    threshold_flagging_at_most,
+)
+from pneumonet_core.predict import Predictor
+from pneumonet_core.preprocessing import resize_image
+
+# Squares of 8 pixels: still a checkerboard after resizing to the tiny model's 32 pixels.
+CHECKERBOARD = ((np.indices((64, 64)) // 8).sum(axis=0) % 2 * 255).astype(np.uint8)
+TYPICAL_INPUT = resize_image(chest_like(64).astype(np.float32) / 255, 32)
+
+
+def info(**changes) -> ImageInfo:
+    values = {"format": "PNG", "width": 1000, "height": 900, "mode": "L"}
+    values.update(changes)
+    return ImageInfo(**values)
+
+
+# --- simple checks ---------------------------------------------------------------------------
+
+
+def test_a_plain_grayscale_radiograph_passes_the_simple_checks():
+    assert simple_check(TYPICAL_INPUT, info()) is None
+    assert (
+        simple_check(TYPICAL_INPUT, info(format="DICOM", modality="DX", body_part="CHEST")) is None
+    )
+    assert simple_check(TYPICAL_INPUT, info(color_fraction=0.01)) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"color_fraction": 0.4}, "colour image: 40%"),
+        ({"width": 3000, "height": 500}, "extreme aspect ratio 6.0:1"),
+        ({"width": 20, "height": 20}, "too small"),
+        ({"format": "DICOM", "modality": "CT"}, "modality CT is not a radiograph"),
+        ({"format": "DICOM", "modality": "CR", "body_part": "HAND"}, "body part is HAND"),
+        ({"format": "DICOM", "modality": "DX", "view_position": "LL"}, "lateral view"),
+    ],
+)
+def test_simple_checks_flag_with_a_specific_reason(changes, expected):
+    reason = simple_check(TYPICAL_INPUT, info(**changes))
+    assert reason.startswith(OOD_MESSAGE) and expected in reason
+
+
+def test_a_near_constant_image_is_flagged():
+    blank = np.full((32, 32, 1), 0.5, dtype=np.float32)
+    assert "near-constant" in simple_check(blank, info())
+
+
+# --- feature statistics ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gaussian_statistics() -> OodStatistics:
+    rng = np.random.default_rng(0)
+    scales = np.linspace(0.5, 3.0, 8)
+    train = rng.normal(2.0, 1.0, (400, 8)) * scales
+    validation = rng.normal(2.0, 1.0, (200, 8)) * scales
+    return fit_statistics(train, validation, percentile=98.0)
+
+
+def test_threshold_flags_at_most_two_percent_of_validation(gaussian_statistics):
+    assert gaussian_statistics.n_fit == 400 and gaussian_statistics.n_validation == 200
+    assert 0.0 < gaussian_statistics.validation_flag_rate <= 0.02
+
+
+def test_far_features_are_flagged_and_typical_ones_are_not(gaussian_statistics):
+    typical = np.full((1, 8), 2.0) * np.linspace(0.5, 3.0, 8)
+    far = typical + 12.0
+    near_reason, far_reason = gaussian_statistics.reasons(np.vstack([typical, far]))
+    assert near_reason is None
+    assert far_reason.startswith(OOD_MESSAGE) and "feature distance" in far_reason
+
+
+@pytest.mark.parametrize("count", [1, 7, 50, 51, 100, 149])
+def test_threshold_never_flags_more_than_allowed(count):
+    distances = np.random.default_rng(count).random(count)
+    threshold = threshold_flagging_at_most(distances, 98.0)
+    assert np.sum(distances > threshold) <= 0.02 * count
+    assert threshold in distances
+
+
+def test_statistics_round_trip_through_bytes(gaussian_statistics):
+    again = OodStatistics.from_bytes(gaussian_statistics.to_bytes())
+    np.testing.assert_array_equal(again.precision, gaussian_statistics.precision)
+    assert again.threshold == gaussian_statistics.threshold
+    assert again.validation_flag_rate == gaussian_statistics.validation_flag_rate
+
+
+def test_damaged_or_pickled_statistics_are_refused():
+    with pytest.raises(ValueError, match="not PneumoNet OOD statistics"):
+        OodStatistics.from_bytes(b"garbage")
+    buffer = io.BytesIO()
+    np.savez(buffer, mean=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="not PneumoNet OOD statistics"):
+        OodStatistics.from_bytes(buffer.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("train", "validation", "percentile", "message"),
+    [
+        (np.zeros((1, 3)), np.zeros((2, 3)), 98.0, "at least 2 training"),
+        (np.zeros((5, 3)), np.zeros((2, 4)), 98.0, "do not match"),
+        (np.zeros((5, 3)), np.zeros((2, 3)), 40.0, "percentile must be in"),
+    ],
+)
+def test_fit_statistics_names_the_bad_value(train, validation, percentile, message):
+    with pytest.raises(ValueError, match=message):
+        fit_statistics(train, validation, percentile=percentile)
+
+
+# --- with a tiny model -----------------------------------------------------------------------
+
+
+def chest_like_batch(count: int, seed: int) -> np.ndarray:
+    return np.stack(
+        [resize_image(chest_like(64, seed + i).astype(np.float32) / 255, 32) for i in range(count)]
+    )
+
+
+@pytest.fixture(scope="module")
+def guarded_model(untrained_model_path, tmp_path_factory):
+    """A copy of the tiny model with OOD statistics fitted on chest-like synthetic images."""
+    path = tmp_path_factory.mktemp("guarded") / "guarded.keras"
+    shutil.copy(untrained_model_path, path)
+    model, _ = load_model(path)
+    statistics = fit_statistics(
+        ood.compute_features(model, chest_like_batch(120, seed=0)),
+        ood.compute_features(model, chest_like_batch(60, seed=1000)),
+    )
+    ood.save_statistics(path, statistics)
+    return path
+
+
+def test_statistics_are_stored_inside_the_model_and_the_model_still_loads(
+    guarded_model, untrained_model_path
+):
+    with zipfile.ZipFile(guarded_model) as archive:
+        assert OOD_ENTRY in archive.namelist()
+    assert read_metadata(guarded_model) == read_metadata(untrained_model_path)
+    model, _ = load_model(guarded_model)
+    width = model.get_layer(ood.FEATURE_LAYER).input.shape[-1]
+    assert ood.load_statistics(guarded_model).mean.shape == (width,)
+    assert ood.load_statistics(untrained_model_path) is None
+
+
+def test_predictor_flags_an_obviously_different_grayscale_image(guarded_model):
+    predictor = Predictor(guarded_model)
+    checkerboard = CHECKERBOARD
+    typical, different = predictor.predict(
+        [
+            encode(Image.fromarray(chest_like(64, seed=5000)), "PNG"),
+            encode(Image.fromarray(checkerboard), "PNG"),
+        ]
+    )
+    assert typical.ood is False and typical.ood_reason is None
+    assert different.ood is True and "feature distance" in different.ood_reason
+    assert different.probability is not None  # still reported, but flagged
+
+
+def test_without_statistics_only_the_simple_checks_apply(untrained_model_path):
+    predictor = Predictor(untrained_model_path)
+    assert predictor.ood_statistics is None
+    checkerboard = CHECKERBOARD
+    colour = np.zeros((64, 64, 3), dtype=np.uint8)
+    colour[..., 0] = 200
+    plain, red = predictor.predict(
+        [encode(Image.fromarray(checkerboard), "PNG"), encode(Image.fromarray(colour), "PNG")]
+    )
+    assert plain.ood is False
+    assert red.ood is True and "colour image" in red.ood_reason
+
+
+def test_damaged_statistics_entry_gives_a_clear_model_error(untrained_model_path, tmp_path):
+    from pneumonet_core.modelio import write_model_entries
+
+    path = tmp_path / "damaged.keras"
+    shutil.copy(untrained_model_path, path)
+    write_model_entries(path, {OOD_ENTRY: b"not an npz"})
+    with pytest.raises(ModelLoadError, match=f"damaged {OOD_ENTRY}"):
+        Predictor(path)
+
+
+def write_chest_like_dataset(root, per_class: int = 16):
+    for label_index, label in enumerate(("NORMAL", "PNEUMONIA")):
+        folder = root / "train" / label
+        folder.mkdir(parents=True)
+        for index in range(per_class):
+            pixels = chest_like(48, seed=label_index * 1000 + index)
+            name = f"person{label_index * 1000 + index}_virus_{index}.jpeg"
+            (folder / name).write_bytes(encode(Image.fromarray(pixels), "JPEG"))
+    return root
+
+
+def test_fit_ood_for_model_and_the_cli_attach_statistics(untrained_model_path, tmp_path, capsys):
+    data = write_chest_like_dataset(tmp_path / "data")
+    path = tmp_path / "model.keras"
+    shutil.copy(untrained_model_path, path)
+    statistics = ood.fit_ood_for_model(path, data, max_images=20)
+    assert (
+        statistics.n_fit == 20 and 5 <= statistics.n_validation <= 11
+    )  # 32 images, 1 in 4 held out
+    assert ood.load_statistics(path).threshold == pytest.approx(statistics.threshold)
+
+    assert cli.main(["ood", "fit", "--model", str(path), str(data), "--percentile", "90"]) == 0
+    assert re.search(r"OOD statistics fitted on 2\d training images", capsys.readouterr().out)
+    assert ood.load_statistics(path).percentile == 90.0
+
+
+def test_cli_ood_fit_reports_a_missing_dataset_in_one_line(untrained_model_path, tmp_path, capsys):
+    path = tmp_path / "model.keras"
+    shutil.copy(untrained_model_path, path)
+    assert cli.main(["ood", "fit", "--model", str(path), str(tmp_path / "nowhere")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("pneumonet: error:") and "nowhere" in error and "\n" not in error
+    assert ood.load_statistics(path) is None
