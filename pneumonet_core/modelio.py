@@ -295,9 +295,14 @@ def promote_model(
     load_model(source)
     with _temporary_sibling(target) as temporary:
         with open(source, "rb") as reader, open(temporary, "wb") as writer:
-            shutil.copyfileobj(reader, writer)
+            _copy_into(reader, writer)
             writer.flush()
             os.fsync(writer.fileno())
         read_metadata(temporary)
         os.replace(temporary, target)
     return target
+
+
+def _copy_into(reader, writer) -> None:
+    """Copy one open binary file into another (a seam for crash tests)."""
+    shutil.copyfileobj(reader, writer)
