@@ -67,14 +67,20 @@ class Predictor:
         self.ood_statistics = ood.load_statistics(self.path)
         size = self.metadata.image_size
         signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
+        # autograph=False: nothing to convert, and autograph would write generated code files
+        # to the temporary folder (predicting must write no file at all).
         self._forward = tf.function(
-            lambda images: self.model(images, training=False), input_signature=signature
+            lambda images: self.model(images, training=False),
+            input_signature=signature,
+            autograph=False,
         )
         self._forward_with_features = None
         if self.ood_statistics is not None:
             extractor = ood.feature_extractor(self.model)
             self._forward_with_features = tf.function(
-                lambda images: extractor(images, training=False), input_signature=signature
+                lambda images: extractor(images, training=False),
+                input_signature=signature,
+                autograph=False,
             )
 
     @property
