@@ -161,7 +161,18 @@ def read_dicom_header(source: ImageSource, *, include_patient_fields: bool = Fal
     except Exception as error:
         raise ImageReadError(f"{name}: not a readable DICOM file ({_first_line(error)})") from None
     fields = TECHNICAL_FIELDS + (PATIENT_FIELDS if include_patient_fields else ())
-    return {field: str(dataset.get(field)) for field in fields if dataset.get(field) is not None}
+    values = {field: _dicom_value(dataset, field) for field in fields}
+    return {field: value for field, value in values.items() if value is not None}
+
+
+def _dicom_value(dataset, keyword: str) -> str | None:
+    """An element's value as a string; None when absent or malformed (unknown VR, bad value)."""
+    try:
+        with quiet_warnings():
+            value = dataset.get(keyword)
+            return None if value is None else str(value)
+    except Exception:  # a malformed element must not stop reading the others
+        return None
 
 
 @contextmanager
@@ -369,12 +380,14 @@ def _parse_dicom(data: bytes, name: str):
 
 
 def _has_dicom_evidence(dataset) -> bool:
+    from pydicom.datadict import keyword_for_tag
+
     try:
         with quiet_warnings():
             file_meta = getattr(dataset, "file_meta", None) or {}
             if any(keyword in file_meta for keyword in _DICOM_META_EVIDENCE):
                 return True
-            return any(element.keyword for element in dataset)
+            return any(keyword_for_tag(tag) for tag in dataset.keys())
     except Exception:  # a garbage dataset can fail while being searched
         return False
 
@@ -405,12 +418,8 @@ def _dicom_pixels(dataset, name: str) -> tuple[np.ndarray, ImageInfo]:
 
 
 def _dicom_text(dataset, keyword: str) -> str | None:
-    try:
-        with quiet_warnings():
-            value = dataset.get(keyword)
-    except Exception:  # a malformed element must not stop decoding
-        return None
-    text = str(value).strip() if value is not None else ""
+    """An element's value stripped and upper-cased; None when absent, empty or malformed."""
+    text = (_dicom_value(dataset, keyword) or "").strip()
     return text.upper() or None
 
 
