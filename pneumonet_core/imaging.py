@@ -387,7 +387,8 @@ def _has_dicom_evidence(dataset) -> bool:
             file_meta = getattr(dataset, "file_meta", None) or {}
             if any(keyword in file_meta for keyword in _DICOM_META_EVIDENCE):
                 return True
-            return any(keyword_for_tag(tag) for tag in dataset.keys())
+            tags = dataset.keys()  # tags only: iterating the dataset would convert values
+            return any(keyword_for_tag(tag) for tag in tags)
     except Exception:  # a garbage dataset can fail while being searched
         return False
 
