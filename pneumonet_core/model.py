@@ -108,7 +108,7 @@ def build_model(
         An uncompiled keras.Model mapping (batch, S, S, 1) in [0, 1] to (batch, 1) probabilities.
     """
     spec = _spec(architecture)
-    image_size = check_image_size(image_size or spec["image_size"])
+    image_size = check_image_size(spec["image_size"] if image_size is None else image_size)
     dropout_rate = spec["dropout_rate"] if dropout_rate is None else dropout_rate
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")

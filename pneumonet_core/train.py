@@ -32,6 +32,7 @@ from pneumonet_core.data import (
 from pneumonet_core.distribute import STRATEGIES, global_batch_size, make_strategy
 from pneumonet_core.model import build_model, default_image_size
 from pneumonet_core.modelio import ModelMetadata, save_model
+from pneumonet_core.preprocessing import check_image_size
 
 MONITORS = {"val_auc": "max", "val_loss": "min"}
 LR_SCHEDULES = ("constant", "cosine")
@@ -122,11 +123,23 @@ class TrainConfig:
             if not ok:
                 raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
         parse_threshold_policy(self.threshold_policy)
+        self._validate_model_settings()
         if self.out is not None and not str(self.out).endswith(".keras"):
             raise ValueError(f"out must be a .keras file, got {self.out!r}")
 
+    def _validate_model_settings(self) -> None:
+        if not 0.0 < self.val_fraction <= 0.5:
+            raise ValueError(f"val_fraction must be in (0, 0.5], got {self.val_fraction!r}")
+        default_image_size(self.architecture)  # raises ValueError naming the architecture
+        if self.image_size is not None:
+            check_image_size(self.image_size)
+        if self.dropout_rate is not None and not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
+
     def resolved_image_size(self) -> int:
-        return self.image_size or default_image_size(self.architecture)
+        if self.image_size is None:
+            return default_image_size(self.architecture)
+        return self.image_size
 
     def to_dict(self) -> dict:
         values = asdict(self)

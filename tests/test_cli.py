@@ -14,7 +14,7 @@ import pytest
 from pneumonet_core import INTENDED_USE
 from pneumonet_core.cli import EXIT_ERROR, main
 
-PREDICTION_KEYS = {"file", "probability", "label", "threshold", "error"}
+PREDICTION_KEYS = {"file", "probability", "label", "threshold", "error", "ood", "ood_reason"}
 EVALUATION_KEYS = {
     "n",
     "accuracy",

@@ -56,14 +56,7 @@ def test_unknown_architecture_raises_naming_it():
         16,
         1024,
         -64,
-        pytest.param(
-            0,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known bug: build_model treats image_size=0 as 'not given' "
-                "(`image_size or default`) and silently builds the default size",
-            ),
-        ),
+        0,
     ],
 )
 def test_bad_image_size_raises(bad):

@@ -96,6 +96,8 @@ def test_prediction_to_dict_has_the_documented_keys():
         "label": "PNEUMONIA",
         "threshold": 0.5,
         "error": None,
+        "ood": False,
+        "ood_reason": None,
     }
 
 

@@ -247,24 +247,17 @@ def test_train_config_validation_names_the_field(field, value):
     assert repr(value) in str(caught.value)
 
 
-NOT_YET_VALIDATED = pytest.mark.xfail(
-    strict=True,
-    reason="known gap in TrainConfig.validate: checked only once training has loaded the "
-    "data (or never), so a background job starts and fails later",
-)
-
-
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        pytest.param("architecture", "resnet", marks=NOT_YET_VALIDATED),
-        pytest.param("image_size", 16, marks=NOT_YET_VALIDATED),
-        pytest.param("image_size", 0, marks=NOT_YET_VALIDATED),
-        pytest.param("val_fraction", 0.9, marks=NOT_YET_VALIDATED),
-        pytest.param("dropout_rate", 1.5, marks=NOT_YET_VALIDATED),
+        ("architecture", "resnet"),
+        ("image_size", 16),
+        ("image_size", 0),
+        ("val_fraction", 0.9),
+        ("dropout_rate", 1.5),
     ],
 )
-def test_train_config_should_reject_settings_training_would_refuse(field, value):
+def test_train_config_rejects_settings_training_would_refuse(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
 
