@@ -51,18 +51,17 @@ def build_augmentation(config: AugmentationConfig, *, seed: int = 42):
     layers = []
     if config.horizontal_flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if config.rotation_degrees:
+    if config.rotation_degrees or config.zoom or config.translation:
+        from pneumonet_core.layers import RandomAffine
+
+        # One fused warp instead of RandomRotation + RandomZoom + RandomTranslation.
         layers.append(
-            keras.layers.RandomRotation(
-                config.rotation_degrees / 360.0, fill_mode="nearest", seed=seed + 1
-            )
-        )
-    if config.zoom:
-        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="nearest", seed=seed + 2))
-    if config.translation:
-        layers.append(
-            keras.layers.RandomTranslation(
-                config.translation, config.translation, fill_mode="nearest", seed=seed + 3
+            RandomAffine(
+                config.rotation_degrees,
+                config.zoom,
+                config.translation,
+                fill_mode="nearest",
+                seed=seed + 1,
             )
         )
     if config.contrast:

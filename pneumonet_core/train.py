@@ -31,12 +31,13 @@ from pneumonet_core.data import (
 )
 from pneumonet_core.distribute import STRATEGIES, global_batch_size, make_strategy
 from pneumonet_core.model import build_model, default_image_size
-from pneumonet_core.modelio import ModelMetadata, save_model
+from pneumonet_core.modelio import ModelMetadata, check_writable_destination, save_model
 from pneumonet_core.preprocessing import check_image_size
 
 MONITORS = {"val_auc": "max", "val_loss": "min"}
 LR_SCHEDULES = ("constant", "cosine")
 CLASS_BALANCING = ("weights", "none")
+OOD_MAX_IMAGES = 2000
 
 
 @dataclass
@@ -281,6 +282,8 @@ def train(
     from pneumonet_core.callbacks import BestModelCheckpoint, MlflowEpochLogger, ProgressReporter
 
     started = time.monotonic()
+    if train_config.out:
+        check_writable_destination(train_config.out)
     keras.utils.set_random_seed(train_config.seed)
     strategy = make_strategy(train_config.distribute)
     batch_size = global_batch_size(train_config.batch_size, strategy)
@@ -356,6 +359,7 @@ def train(
         metadata.threshold = threshold
         metadata.metrics = {"validation": val_metrics, "best_epoch": checkpoint.best_epoch + 1}
         save_model(model, out, metadata)
+        _fit_ood_guard(model, data, out, mlflow, seed=train_config.seed)
         duration = time.monotonic() - started
         _log_run_end(
             mlflow,
@@ -380,6 +384,29 @@ def train(
         train_images=len(data.train_frame),
         val_images=len(data.val_frame),
     )
+
+
+def _fit_ood_guard(model, data: PreparedData, out: Path, mlflow, *, seed: int) -> None:
+    """Store out-of-distribution statistics in the model file (see `pneumonet_core.ood`).
+
+    Fitted on at most `OOD_MAX_IMAGES` training images, threshold chosen on the validation
+    images. A run too small to fit them keeps a model without statistics (simple checks only).
+    """
+    from pneumonet_core import ood
+
+    rng = np.random.default_rng(seed)
+    sample = rng.permutation(len(data.train_images))[:OOD_MAX_IMAGES]
+    try:
+        statistics = ood.fit_statistics(
+            ood.compute_features(model, data.train_images[np.sort(sample)]),
+            ood.compute_features(model, data.val_images[:OOD_MAX_IMAGES]),
+        )
+    except ValueError as error:
+        mlflow.set_tag("pneumonet.ood_guard", f"not fitted: {error}")
+        return
+    ood.save_statistics(out, statistics)
+    mlflow.set_tag("pneumonet.ood_guard", "fitted")
+    mlflow.log_metric("ood_validation_flag_rate", statistics.validation_flag_rate)
 
 
 def _log_run_start(mlflow, train_config: TrainConfig, data: PreparedData, model) -> None:

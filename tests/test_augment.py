@@ -46,16 +46,12 @@ def test_disabled_or_empty_augmentation_builds_nothing():
     assert build_augmentation(nothing) is None
 
 
-def test_default_augmentation_has_one_layer_per_transform():
+def test_default_augmentation_fuses_the_geometric_transforms_into_one_warp():
     augmentation = build_augmentation(AugmentationConfig())
     names = [type(layer).__name__ for layer in augmentation.layers]
-    assert names == [
-        "RandomFlip",
-        "RandomRotation",
-        "RandomZoom",
-        "RandomTranslation",
-        "RandomContrast",
-    ]
+    assert names == ["RandomFlip", "RandomAffine", "RandomContrast"]
+    affine = augmentation.layers[1]
+    assert (affine.rotation_degrees, affine.zoom, affine.translation) == (10.0, 0.1, 0.05)
     only_flip = AugmentationConfig(rotation_degrees=0, zoom=0, translation=0, contrast=0)
     assert [type(layer).__name__ for layer in build_augmentation(only_flip).layers] == [
         "RandomFlip"

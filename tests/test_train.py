@@ -13,6 +13,7 @@ from pneumonet_core import tracking
 from pneumonet_core.augment import AugmentationConfig
 from pneumonet_core.data import DatasetError, data_fingerprint, scan_dataset
 from pneumonet_core.modelio import load_model, read_metadata
+from pneumonet_core.ood import load_statistics
 from pneumonet_core.preprocessing import preprocess_image
 from pneumonet_core.train import (
     TrainConfig,
@@ -57,6 +58,30 @@ def test_model_file_carries_threshold_metrics_and_fingerprint(trained):
     assert metadata.training["epochs"] == 2 and metadata.training["seed"] == 3
     assert result.epochs_run == 2 and not result.stopped_by_user
     assert 1 <= result.best_epoch <= 2
+
+
+def test_trained_model_carries_its_ood_statistics(trained, monkeypatch):
+    statistics = load_statistics(trained.model_path)
+    assert statistics is not None
+    data = prepare_data(trained.config)
+    assert statistics.n_fit == len(data.train_frame)
+    assert statistics.n_validation == len(data.val_frame)
+    assert 0.0 <= statistics.validation_flag_rate <= 0.5
+    monkeypatch.setenv("PNEUMONET_HOME", str(trained.home))
+    run = mlflow_client().get_run(trained.result.run_id)
+    assert run.data.tags["pneumonet.ood_guard"] == "fitted"
+    assert run.data.metrics["ood_validation_flag_rate"] == pytest.approx(
+        statistics.validation_flag_rate
+    )
+
+
+def test_unwritable_output_fails_before_any_data_is_read(tmp_path, train_config_factory):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    missing_data = tmp_path / "no-data-here"
+    config = train_config_factory(missing_data, blocker / "model.keras")
+    with pytest.raises(OSError, match="cannot write the model"):
+        train(config, verbose=0)
 
 
 def test_validation_split_has_no_patient_from_training(trained):

@@ -1,0 +1,94 @@
+"""layers: the fused RandomAffine warp against the transforms it replaces."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pneumonet_core.layers import RandomAffine
+
+
+def bright_square(size: int = 33) -> np.ndarray:
+    """(1, size, size, 1) dark image with a bright square right of the centre."""
+    image = np.zeros((1, size, size, 1), dtype=np.float32)
+    image[:, 12:21, 20:29, :] = 1.0
+    return image
+
+
+def centroid(image: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.nonzero(image[0, :, :, 0] > 0.5)
+    return float(rows.mean()), float(cols.mean())
+
+
+def affine_with(rotation=0.0, zoom=0.0, translation=0.0) -> RandomAffine:
+    return RandomAffine(rotation, zoom, translation, seed=0)
+
+
+def fixed_transform(layer, angle=0.0, scale=1.0, shift=(0.0, 0.0)):
+    """Monkeypatch the layer's draws so the test knows the exact parameters."""
+    values = iter([angle, scale - 1.0, shift[0], shift[1]])
+    layer._uniform = lambda count, limit: np.full((count,), next(values), dtype=np.float32)
+    return layer
+
+
+def test_identity_at_inference_and_with_zero_ranges():
+    image = bright_square()
+    np.testing.assert_allclose(np.asarray(affine_with(10, 0.1, 0.1)(image, training=False)), image)
+    np.testing.assert_allclose(np.asarray(affine_with()(image, training=True)), image, atol=1e-6)
+
+
+def test_pure_shift_moves_the_content_by_the_drawn_pixels():
+    layer = fixed_transform(affine_with(translation=0.2), shift=(-4.0 / 33, 0.0))
+    moved = np.asarray(layer(bright_square(), training=True))
+    (row0, col0), (row1, col1) = centroid(bright_square()), centroid(moved)
+    assert row1 == pytest.approx(row0, abs=0.01)
+    assert col1 == pytest.approx(col0 + 4.0, abs=0.01)  # input = output + shift
+
+
+def test_rotation_turns_the_content_about_the_centre():
+    layer = fixed_transform(affine_with(rotation=90), angle=math.pi / 2)
+    turned = np.asarray(layer(bright_square(), training=True))
+    row, col = centroid(turned)
+    # the square right of the centre (16, 24) ends up above or below it, at the same distance
+    assert col == pytest.approx(16.0, abs=0.6)
+    assert abs(row - 16.0) == pytest.approx(8.0, abs=0.6)
+
+
+def test_zoom_scales_the_content_about_the_centre():
+    layer = fixed_transform(affine_with(zoom=0.5), scale=0.5)
+    centred = np.roll(bright_square(), -8, axis=2)  # square at rows/cols 12..20
+    zoomed = np.asarray(layer(centred, training=True))
+    assert (zoomed > 0.5).sum() == pytest.approx((centred > 0.5).sum() * 4, rel=0.25)
+    assert centroid(zoomed) == pytest.approx(centroid(centred), abs=0.6)
+
+
+def test_random_draws_stay_in_range_and_differ_per_image():
+    layer = affine_with(rotation=10, zoom=0.1, translation=0.05)
+    transforms = np.asarray(layer.random_transforms((64, 40, 40, 1)))
+    assert transforms.shape == (64, 8)
+    scale = np.hypot(transforms[:, 0], transforms[:, 3])
+    angle = np.degrees(np.arctan2(transforms[:, 3], transforms[:, 0]))
+    assert np.all((scale >= 0.9 - 1e-6) & (scale <= 1.1 + 1e-6))
+    assert np.all(np.abs(angle) <= 10.0 + 1e-4)
+    assert len(np.unique(np.round(angle, 4))) == 64
+
+
+def test_output_keeps_shape_and_range():
+    images = np.random.default_rng(0).random((8, 24, 24, 1)).astype(np.float32)
+    out = np.asarray(affine_with(20, 0.2, 0.1)(images, training=True))
+    assert out.shape == images.shape
+    assert out.min() >= 0.0 and out.max() <= 1.0 + 1e-6
+
+
+def test_negative_range_raises_naming_it():
+    with pytest.raises(ValueError, match="zoom must be 0 or more, got -0.1"):
+        RandomAffine(zoom=-0.1)
+
+
+def test_config_round_trips():
+    layer = RandomAffine(5.0, 0.2, 0.1, fill_mode="reflect", seed=3)
+    restored = RandomAffine.from_config(layer.get_config())
+    assert (restored.rotation_degrees, restored.zoom, restored.translation) == (5.0, 0.2, 0.1)
+    assert restored.fill_mode == "reflect" and restored.seed == 3
