@@ -187,9 +187,12 @@ def probability_block(prediction: services.ImagePrediction) -> None:
     """
     from dashboard import charts
 
-    is_positive = prediction.label == "PNEUMONIA"
-    colour = "red" if is_positive else "green"
-    st.markdown(f"### :{colour}-background[{prediction.label}]")
+    if prediction.ood:
+        st.markdown(f"### :gray-background[{prediction.label} (unreliable)]")
+        st.caption("Model output for an image unlike its training X-rays: do not rely on it.")
+    else:
+        colour = "red" if prediction.label == "PNEUMONIA" else "green"
+        st.markdown(f"### :{colour}-background[{prediction.label}]")
     st.metric(
         "Probability of pneumonia",
         f"{prediction.probability:.1%}",

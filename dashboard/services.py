@@ -110,6 +110,8 @@ class ModelSummary:
         limitations: Known limitations from the model card (empty without a card).
         operating_point: How the threshold was chosen, from the model card.
         details: Other metadata fields worth showing.
+        has_ood_guard: Whether the file carries the feature statistics that flag images unlike
+            its training X-rays (without them only the simple checks run).
     """
 
     path: str
@@ -124,6 +126,7 @@ class ModelSummary:
     limitations: list[str]
     operating_point: str
     details: dict[str, Any]
+    has_ood_guard: bool = False
 
 
 def active_model_path() -> Path:
@@ -193,6 +196,7 @@ def _card_metrics(card: dict[str, Any]) -> tuple[dict[str, float], dict[str, tup
 def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelSummary:
     del signature  # part of the cache key only
     from pneumonet_core import modelio
+    from pneumonet_core.ood import OOD_ENTRY
 
     path = Path(path_text)
     metadata = _metadata_dict(modelio.read_metadata(path))
@@ -215,6 +219,7 @@ def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelS
         limitations=[str(item) for item in card.get("limitations", [])],
         operating_point=str(card.get("operating_point", "")),
         details=details,
+        has_ood_guard=modelio.read_model_entry(path, OOD_ENTRY) is not None,
     )
 
 
@@ -591,6 +596,9 @@ class ImagePrediction:
         image: The decoded image for display, float32 (H, W) in [0, 1], or None.
         heatmap: Grad-CAM at display size, float32 (H, W) in [0, 1], or None.
         is_dicom: Whether the file is DICOM.
+        ood: True when the image does not look like the model's training X-rays: the
+            probability is shown but must not be relied on.
+        ood_reason: Why, for the clinician (None when `ood` is False).
     """
 
     file_name: str
@@ -601,6 +609,8 @@ class ImagePrediction:
     image: np.ndarray | None
     heatmap: np.ndarray | None
     is_dicom: bool
+    ood: bool = False
+    ood_reason: str | None = None
 
 
 def _resize_for_display(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -663,22 +673,24 @@ def _predict_bytes_cached(
     predictor = _load_model_cached(model_path, signature)
     threshold = float(predictor.threshold)
     try:
-        image = imaging.read_image(_named_buffer(content, file_name))
+        image, info = imaging.read_image_with_info(_named_buffer(content, file_name))
     except imaging.ImageReadError as error:
         return _failed_prediction(file_name, threshold, describe_error(error))
     model_input = preprocessing.resize_image(image, predictor.image_size)
-    probability = float(predictor.predict_arrays(model_input[np.newaxis])[0])
+    result = predictor.assess(model_input, info, file_name)
     heatmap = _grad_cam_cached(model_path, signature)(model_input)
     shown = _display_image(image)
     return ImagePrediction(
         file_name=file_name,
-        probability=probability,
-        label=predictor.label_for(probability),
+        probability=result.probability,
+        label=result.label,
         threshold=threshold,
         error=None,
         image=shown,
         heatmap=_resize_for_display(heatmap, (shown.shape[1], shown.shape[0])),
         is_dicom=imaging.is_dicom(content),
+        ood=result.ood,
+        ood_reason=result.ood_reason,
     )
 
 
@@ -727,6 +739,9 @@ def dicom_header(content: bytes) -> dict[str, str]:
     return imaging.read_dicom_header(content, include_patient_fields=True)
 
 
+TABLE_COLUMNS = ("file", "probability", "label", "threshold", "warning", "error")
+
+
 def predictions_table(predictions: list[ImagePrediction]) -> pd.DataFrame:
     """The batch results, most likely pneumonia first.
 
@@ -734,7 +749,8 @@ def predictions_table(predictions: list[ImagePrediction]) -> pd.DataFrame:
         predictions: Results of `predict_upload`.
 
     Returns:
-        One row per file: file, probability, label, threshold, error.
+        One row per file: file, probability, label, threshold, warning (why the probability
+        is unreliable, else empty), error.
     """
     rows = [
         {
@@ -742,11 +758,12 @@ def predictions_table(predictions: list[ImagePrediction]) -> pd.DataFrame:
             "probability": item.probability,
             "label": item.label or "unreadable",
             "threshold": item.threshold,
+            "warning": item.ood_reason or "",
             "error": item.error or "",
         }
         for item in predictions
     ]
-    table = pd.DataFrame(rows, columns=["file", "probability", "label", "threshold", "error"])
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     return table.sort_values("probability", ascending=False, na_position="last").reset_index(
         drop=True
     )

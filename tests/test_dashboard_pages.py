@@ -185,6 +185,37 @@ def test_a_bad_file_fails_alone_and_the_batch_goes_on(dashboard_env):
     assert app.get("download_button")
 
 
+def colour_photo_bytes() -> bytes:
+    """A colour photograph that ships with scikit-learn (not an X-ray), as JPEG."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    buffer = io.BytesIO()
+    Image.fromarray(load_sample_image("china.jpg")).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_a_photo_is_flagged_as_not_an_xray_and_its_label_marked_unreliable(dashboard_env):
+    app = open_page("predict")
+    files = [
+        ("photo.jpg", colour_photo_bytes(), "image/jpeg"),
+        ("xray.png", png_bytes(seed=4), "image/png"),
+    ]
+    app.file_uploader[0].set_value(files).run()
+    assert not app.exception, app.exception
+    warnings = [element.value for element in app.warning if "not a chest X-ray" in element.value]
+    assert len(warnings) == 1 and "colour image" in warnings[0]
+    assert "(unreliable)" in texts(app)
+    table = app.dataframe[0].value.set_index("file")
+    assert "not a chest X-ray" in table.loc["photo.jpg", "warning"]
+    assert table.loc["xray.png", "warning"] == ""
+
+
+def test_a_model_without_ood_statistics_says_only_simple_checks_run(dashboard_env):
+    app = open_page("predict")
+    assert "carries no out-of-distribution statistics" in texts(app)
+
+
 def test_opacity_slider_redraws_the_overlay(dashboard_env):
     app = open_page("predict")
     app.file_uploader[0].set_value(("x.png", png_bytes(seed=3), "image/png")).run()

@@ -44,7 +44,9 @@ def test_home_does_not_import_tensorflow_keras_or_mlflow(tmp_path):
     assert "HEAVY:\n" in result.stdout or result.stdout.strip().endswith("HEAVY:"), result.stdout
 
 
-def _prediction(name: str, probability: float | None, error: str | None = None):
+def _prediction(
+    name: str, probability: float | None, error: str | None = None, ood_reason: str | None = None
+):
     return services.ImagePrediction(
         file_name=name,
         probability=probability,
@@ -54,6 +56,8 @@ def _prediction(name: str, probability: float | None, error: str | None = None):
         image=None,
         heatmap=None,
         is_dicom=False,
+        ood=ood_reason is not None,
+        ood_reason=ood_reason,
     )
 
 
@@ -63,12 +67,14 @@ def test_predictions_table_puts_the_most_likely_pneumonia_first():
             _prediction("low.png", 0.1),
             _prediction("bad.png", None, "not an image"),
             _prediction("high.png", 0.9),
+            _prediction("photo.png", 0.5, ood_reason="not a chest X-ray (colour image)"),
         ]
     )
-    assert list(table["file"]) == ["high.png", "low.png", "bad.png"]
-    assert table.loc[2, "label"] == "unreadable"
+    assert list(table["file"]) == ["high.png", "photo.png", "low.png", "bad.png"]
+    assert table.loc[3, "label"] == "unreadable"
+    assert list(table["warning"]) == ["", "not a chest X-ray (colour image)", "", ""]
     csv = services.table_to_csv(table).decode()
-    assert csv.splitlines()[0] == "file,probability,label,threshold,error"
+    assert csv.splitlines()[0] == "file,probability,label,threshold,warning,error"
 
 
 @pytest.mark.parametrize(
@@ -124,3 +130,10 @@ def test_training_curves_pair_train_and_validation():
     figure = charts.training_curves(history, "auc", title="AUC")
     assert [trace.name for trace in figure.data] == ["train", "validation"]
     assert list(figure.data[0].x) == [1, 2]
+
+
+def test_model_summary_says_whether_the_model_carries_ood_statistics(
+    trained_model_path, untrained_model_path
+):
+    assert services.model_summary(trained_model_path).has_ood_guard
+    assert not services.model_summary(untrained_model_path).has_ood_guard

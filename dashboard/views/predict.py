@@ -28,6 +28,12 @@ st.markdown(
     f"Model **{summary.name}** · input {summary.image_size} px · operating threshold "
     f"**{summary.threshold:.2f}** (probabilities at or above it are labelled PNEUMONIA)."
 )
+if not summary.has_ood_guard:
+    st.caption(
+        "This model file carries no out-of-distribution statistics: only the simple checks "
+        "(blank, photo-like or non-chest DICOM images) warn about images that are not chest "
+        "X-rays. Fit them with `pneumonet ood fit --model PATH`."
+    )
 uploads = st.file_uploader(
     "Chest X-ray images",
     type=services.UPLOAD_TYPES,
@@ -86,6 +92,11 @@ def render_prediction(prediction: services.ImagePrediction, content: bytes, key:
         if prediction.error:
             st.error(f"Could not read this file. {prediction.error}", icon=":material/error:")
             return
+        if prediction.ood:
+            st.warning(
+                f"{prediction.ood_reason}. The probability below is shown for reference only.",
+                icon=":material/warning:",
+            )
         columns = st.columns([1, 1, 1])
         columns[0].image(prediction.image, caption="X-ray", width="stretch", clamp=True)
         with columns[1]:
@@ -107,7 +118,8 @@ def batch_results(predictions: list[services.ImagePrediction]) -> None:
         return
     st.header("Batch results")
     table = services.predictions_table(predictions)
-    shown = table if table["error"].astype(bool).any() else table.drop(columns="error")
+    empty_columns = [name for name in ("warning", "error") if not table[name].astype(bool).any()]
+    shown = table.drop(columns=empty_columns)
     st.dataframe(
         shown,
         hide_index=True,
