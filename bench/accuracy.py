@@ -23,7 +23,7 @@ import numpy as np
 
 from pneumonet_core import config, evaluate
 from pneumonet_core.augment import AugmentationConfig
-from pneumonet_core.data import scan_dataset, split_by_patient
+from pneumonet_core.data import training_split
 from pneumonet_core.modelcard import LIMITATIONS, render_markdown
 from pneumonet_core.modelio import read_metadata
 from pneumonet_core.train import TrainConfig, train
@@ -82,8 +82,7 @@ def validation_scores(model_path: str, data_dir: Path, seed: int, val_fraction: 
     """Labels and PNEUMONIA probabilities of the patient-grouped validation split."""
     from pneumonet_core.predict import Predictor
 
-    frame = scan_dataset(data_dir).split("train")
-    _, val_frame = split_by_patient(frame, val_fraction=val_fraction, seed=seed)
+    _, val_frame = training_split(data_dir, val_fraction=val_fraction, seed=seed)
     predictor = Predictor(model_path)
     predictions = predictor.predict(list(val_frame["path"]))
     scores = np.array([p.probability for p in predictions], dtype=np.float64)

@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -511,17 +510,13 @@ def promote_model(model_path: str | os.PathLike) -> Path:
         Where the active model now lives.
 
     Raises:
-        FileNotFoundError: The model file does not exist.
+        pneumonet_core.modelio.ModelLoadError: The file is missing or not a loadable model.
+        OSError: The promoted location cannot be written.
     """
     from pneumonet_core import modelio
 
-    source = Path(model_path)
-    modelio.read_metadata(source)  # refuses foreign or corrupt files before they go live
-    target = config.promoted_model_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
+    # Loads the model first (safe mode), then swaps it in with one os.replace.
+    target = modelio.promote_model(model_path, config.promoted_model_path())
     _model_summary_cached.clear()
     return target
 
@@ -1023,23 +1018,21 @@ def evaluation_set(
     """
     from pneumonet_core import data
 
-    scan = data.scan_dataset(folder)
     if kind == VALIDATION_SPLIT:
-        frame = scan.split("train")
-        if frame.empty:
-            raise ValueError(f"{folder} has no train/ images to carve a validation split from")
-        if subset_per_class:
-            frame = data.stratified_subset(frame, per_class=int(subset_per_class), seed=seed)
-        _, frame = data.split_by_patient(frame, val_fraction=val_fraction, seed=seed)
+        _, frame = data.training_split(
+            folder, val_fraction=val_fraction, seed=seed, subset_per_class=subset_per_class
+        )
         description = (
             f"validation split: {val_fraction:.0%} of the patients in {Path(folder) / 'train'} "
             f"(patient-grouped, seed {seed})"
         )
     else:
+        scan = data.scan_dataset(folder)
         frame = scan.frame
         description = f"all images in {folder}"
-    if frame.empty:
-        raise ValueError(f"no images found in {folder}: {'; '.join(scan.problems) or 'empty'}")
+        if frame.empty:
+            problems = "; ".join(scan.problems) or "empty"
+            raise ValueError(f"no images found in {folder}: {problems}")
     if max_per_class:
         frame = data.stratified_subset(frame, per_class=int(max_per_class), seed=0)
         description += f", at most {max_per_class} per class"

@@ -189,6 +189,36 @@ def split_by_patient(
     )
 
 
+def training_split(
+    root: str | os.PathLike,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 42,
+    subset_per_class: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The `(train_frame, val_frame)` a training run carves from `<root>/train/`.
+
+    Training, the OOD fit, the accuracy benchmark and the dashboard's validation view all call
+    this, so they see the same patients on the same side for the same settings.
+
+    Args:
+        root: Dataset root holding `train/NORMAL` and `train/PNEUMONIA`.
+        val_fraction: Share of patients held out, in (0, 0.5].
+        seed: Seed of the subset and the split.
+        subset_per_class: Use at most this many images per class first (quick runs).
+
+    Raises:
+        DatasetError: `root` has no `train/` images (the message lists the problems found).
+    """
+    scan = scan_dataset(root)
+    frame = scan.split("train")
+    if frame.empty:
+        raise DatasetError(f"{scan.root} has no train/ images; problems: {scan.problems}")
+    if subset_per_class:
+        frame = stratified_subset(frame, per_class=int(subset_per_class), seed=seed)
+    return split_by_patient(frame, val_fraction=val_fraction, seed=seed)
+
+
 def stratified_subset(frame: pd.DataFrame, *, per_class: int, seed: int = 0) -> pd.DataFrame:
     """Up to `per_class` rows of each class, drawn reproducibly (for quick runs and tests)."""
     if per_class < 1:

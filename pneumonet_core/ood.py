@@ -336,17 +336,15 @@ def fit_ood_for_model(
 
 def _training_split(metadata, data_dir, seed):
     from pneumonet_core import config
-    from pneumonet_core.data import DatasetError, scan_dataset, split_by_patient, stratified_subset
+    from pneumonet_core.data import training_split
 
     training = metadata.training or {}
-    root = data_dir or training.get("data_dir") or config.data_root()
-    seed = int(training.get("seed", 42) if seed is None else seed)
-    frame = scan_dataset(root).split("train")
-    if frame.empty:
-        raise DatasetError(f"{root} has no train/ images to fit the OOD statistics on")
-    if training.get("subset_per_class"):
-        frame = stratified_subset(frame, per_class=int(training["subset_per_class"]), seed=seed)
-    return split_by_patient(frame, val_fraction=float(training.get("val_fraction", 0.2)), seed=seed)
+    return training_split(
+        data_dir or training.get("data_dir") or config.data_root(),
+        val_fraction=float(training.get("val_fraction", 0.2)),
+        seed=int(training.get("seed", 42) if seed is None else seed),
+        subset_per_class=training.get("subset_per_class"),
+    )
 
 
 def _load_sample(frame, image_size: int, max_images: int) -> np.ndarray:

@@ -25,9 +25,7 @@ from pneumonet_core.data import (
     data_fingerprint,
     load_images,
     make_dataset,
-    scan_dataset,
-    split_by_patient,
-    stratified_subset,
+    training_split,
 )
 from pneumonet_core.distribute import STRATEGIES, global_batch_size, make_strategy
 from pneumonet_core.model import build_model, default_image_size
@@ -211,17 +209,13 @@ class PreparedData:
 
 def prepare_data(train_config: TrainConfig) -> PreparedData:
     """Scan `train/`, split it by patient, and decode both parts (unreadable files handled)."""
-    scan = scan_dataset(train_config.data_dir or paths.data_root())
-    frame = scan.split("train")
-    if frame.empty:
-        raise ValueError(f"{scan.root} has no train/ images; problems: {scan.problems}")
-    if train_config.subset_per_class:
-        frame = stratified_subset(
-            frame, per_class=train_config.subset_per_class, seed=train_config.seed
-        )
-    train_frame, val_frame = split_by_patient(
-        frame, val_fraction=train_config.val_fraction, seed=train_config.seed
+    train_frame, val_frame = training_split(
+        train_config.data_dir or paths.data_root(),
+        val_fraction=train_config.val_fraction,
+        seed=train_config.seed,
+        subset_per_class=train_config.subset_per_class,
     )
+    fingerprint = data_fingerprint(pd.concat([train_frame["path"], val_frame["path"]]))
     size = train_config.resolved_image_size()
     train_loaded = load_images(train_frame["path"], size, on_error=train_config.on_error)
     val_loaded = load_images(val_frame["path"], size, on_error=train_config.on_error)
@@ -233,7 +227,7 @@ def prepare_data(train_config: TrainConfig) -> PreparedData:
         train_images=train_loaded.images,
         val_images=val_loaded.images,
         skipped=train_loaded.errors + val_loaded.errors,
-        fingerprint=data_fingerprint(frame["path"]),
+        fingerprint=fingerprint,
     )
 
 

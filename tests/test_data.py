@@ -17,6 +17,7 @@ from pneumonet_core.data import (
     scan_dataset,
     split_by_patient,
     stratified_subset,
+    training_split,
 )
 
 # --- patient ids -----------------------------------------------------------------------------
@@ -181,6 +182,28 @@ def test_real_training_images_split_without_patient_leakage(real_data):
     assert len(train) + len(val) == len(frame)
     assert abs(len(val) / len(frame) - 0.2) < 0.03
     assert abs(val["label_index"].mean() - frame["label_index"].mean()) < 0.03
+
+
+def test_training_split_is_the_patient_split_of_train(synthetic_data):
+    train, val = training_split(synthetic_data, val_fraction=0.25, seed=3)
+    expected = split_by_patient(
+        scan_dataset(synthetic_data).split("train"), val_fraction=0.25, seed=3
+    )
+    pd.testing.assert_frame_equal(train, expected[0])
+    pd.testing.assert_frame_equal(val, expected[1])
+    assert set(train["split"]) == set(val["split"]) == {"train"}  # val/ is never mixed in
+
+
+def test_training_split_takes_the_subset_before_splitting(synthetic_data):
+    train, val = training_split(synthetic_data, val_fraction=0.25, seed=3, subset_per_class=10)
+    assert len(train) + len(val) == 20
+    assert not set(train["patient_id"]) & set(val["patient_id"])
+
+
+def test_training_split_without_train_folder_names_the_root(dataset_factory):
+    root = dataset_factory(splits=("val",))
+    with pytest.raises(DatasetError, match=f"{root}.* has no train/ images"):
+        training_split(root)
 
 
 # --- subsets, weights, fingerprints ----------------------------------------------------------

@@ -8,7 +8,6 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-import pytest
 from hostile_files import chest_like, synthetic_dicom
 
 from pneumonet_core import config
@@ -73,14 +72,13 @@ def test_patient_fields_never_reach_logs_outputs_or_errors(untrained_model_path,
 
 def test_streamlit_serves_localhost_only_with_xsrf_protection():
     path = config.project_root() / ".streamlit" / "config.toml"
-    if not path.is_file():
-        pytest.skip(f"{path} does not exist yet (the dashboard engineer writes it)")
     server = tomllib.loads(path.read_text())["server"]
     assert server["address"] == "localhost"
     assert server["enableXsrfProtection"] is True
 
 
-def test_safety_document_explains_authentication():
-    text = (config.project_root() / "docs" / "SAFETY.md").read_text()
+def test_readme_safety_section_explains_authentication():
+    readme = (config.project_root() / "README.md").read_text()
+    text = readme.partition("## Safety and privacy")[2].partition("\n## ")[0]
     for phrase in ("localhost", "OAuth2 Proxy", "basic auth", "in memory"):
         assert phrase in text, phrase
