@@ -26,6 +26,7 @@ from pneumonet_core.augment import AugmentationConfig
 from pneumonet_core.data import training_split
 from pneumonet_core.modelcard import LIMITATIONS, render_markdown
 from pneumonet_core.modelio import read_metadata
+from pneumonet_core.ood import load_statistics
 from pneumonet_core.train import TrainConfig, train
 
 SHIPPED_RECIPE = dict(
@@ -139,6 +140,19 @@ def run_recipe(name: str, recipe: dict, data_dir: Path, out: Path) -> dict:
     }
 
 
+def ood_summary(model_path: Path) -> dict | None:
+    """The out-of-distribution statistics stored in the model file, for the card."""
+    statistics = load_statistics(model_path)
+    if statistics is None:
+        return None
+    return {
+        "percentile": statistics.percentile,
+        "n_fit": statistics.n_fit,
+        "n_validation": statistics.n_validation,
+        "validation_flag_rate": statistics.validation_flag_rate,
+    }
+
+
 def build_card(shipped: dict, seed: dict, model_path: Path) -> dict:
     metadata = read_metadata(model_path)
     result = shipped["result"]
@@ -183,6 +197,7 @@ def build_card(shipped: dict, seed: dict, model_path: Path) -> dict:
             f"{baseline['specificity']['value']:.4f} (trained in {seed['duration_s'] / 60:.1f} "
             "min)."
         ),
+        "ood_guard": ood_summary(model_path),
         "limitations": LIMITATIONS,
         "reproduce": "python bench/accuracy.py --ship",
     }

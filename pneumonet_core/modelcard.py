@@ -30,9 +30,25 @@ def read_model_card(path: str | os.PathLike | None = None) -> dict | None:
 
 
 def _format_metric(value) -> str:
-    if isinstance(value, dict):
+    """`{"value", "ci_low", "ci_high"}` with its interval, other dicts as `key value, ...`."""
+    if isinstance(value, dict) and {"value", "ci_low", "ci_high"} <= set(value):
         return f"{value['value']:.4f} (95% CI {value['ci_low']:.4f}-{value['ci_high']:.4f})"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_format_metric(item)}" for key, item in value.items())
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _ood_lines(ood: dict | None) -> list[str]:
+    if not ood:
+        return ["No feature statistics: only the simple checks flag non-X-ray images."]
+    return [
+        "Images whose penultimate-layer features lie far from the training X-rays (Mahalanobis "
+        f"distance above the {ood['percentile']:g}th percentile of the validation X-rays) are "
+        'flagged "not a chest X-ray: prediction not reliable", as are colour, tiny, '
+        "near-constant or extreme-aspect images and DICOM files of other modalities or views. "
+        f"Fitted on {ood['n_fit']} training images; {ood['validation_flag_rate']:.1%} of the "
+        f"{ood['n_validation']} validation X-rays are flagged.",
+    ]
 
 
 def render_markdown(card: dict) -> str:
@@ -75,6 +91,10 @@ def render_markdown(card: dict) -> str:
         "## Baseline",
         "",
         card.get("baseline", "n/a"),
+        "",
+        "## Out-of-distribution guard",
+        "",
+        *_ood_lines(card.get("ood_guard")),
         "",
         "## Limitations",
         "",

@@ -1,8 +1,9 @@
 """Browser fixtures: a dashboard server on a free localhost port and headless Chromium.
 
 The server runs `streamlit run dashboard/Home.py` in a subprocess with `PNEUMONET_HOME` in a
-temporary folder and `PNEUMONET_MODEL` pointing at a tiny untrained model, so the tests never
-touch the real run store. Chromium is Debian's (`/usr/bin/chromium`); Playwright never downloads a
+temporary folder, so the tests never touch the real run store, and `PNEUMONET_MODEL` pointing at
+the shipped model (a tiny untrained one while none is shipped), so the screenshots show what a
+user sees. Chromium is Debian's (`/usr/bin/chromium`); Playwright never downloads a
 browser.
 """
 
@@ -73,7 +74,10 @@ def e2e_home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def e2e_model(tmp_path_factory) -> Path:
-    """A tiny untrained model (64 px) the server uses as its active model."""
+    """The server's active model: the shipped one, else a tiny untrained model (64 px)."""
+    shipped = PROJECT_ROOT / "assets" / "model" / "pneumonet.keras"
+    if shipped.is_file():
+        return shipped
     return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.keras")
 
 

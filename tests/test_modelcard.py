@@ -1,0 +1,79 @@
+"""modelcard: reading the JSON card and rendering it as Markdown."""
+
+from __future__ import annotations
+
+import json
+
+from pneumonet_core import INTENDED_USE
+from pneumonet_core.modelcard import LIMITATIONS, read_model_card, render_markdown
+
+
+def synthetic_card(**overrides) -> dict:
+    card = {
+        "name": "Test CNN",
+        "architecture": "pneumonet",
+        "parameters": 322401,
+        "image_size": 192,
+        "preprocessing": {"name": "gray-v1", "resize": "bilinear", "scale": "[0, 1]"},
+        "threshold": 0.7731,
+        "file": "assets/model/pneumonet.keras",
+        "file_size_mb": 6.05,
+        "created_at": "2026-11-26T01:27:00+00:00",
+        "training_data_fingerprint": "abc123",
+        "training": {
+            "recipe": "pneumonet train --arch pneumonet",
+            "train_images": 4172,
+            "val_images": 1044,
+            "seed": 42,
+            "duration_min": 14.39,
+            "hardware": "2 CPU cores",
+        },
+        "validation": {
+            "accuracy": {"value": 0.98176, "ci_low": 0.97318, "ci_high": 0.98946},
+            "brier": 0.0127,
+            "n": 1044,
+            "confusion_matrix": {"tn": 265, "fp": 4, "fn": 15, "tp": 760},
+        },
+        "operating_point": "Threshold chosen by Youden's J.",
+        "baseline": "The seed CNN: accuracy 0.9799.",
+        "ood_guard": {
+            "percentile": 98.0,
+            "n_fit": 2000,
+            "n_validation": 1044,
+            "validation_flag_rate": 0.0192,
+        },
+        "limitations": ["Only paediatric images."],
+        "reproduce": "python bench/accuracy.py --ship",
+    }
+    card.update(overrides)
+    return card
+
+
+def test_markdown_shows_every_section_with_the_cards_numbers():
+    text = render_markdown(synthetic_card())
+    assert INTENDED_USE in text
+    assert "`pneumonet`, 322,401 parameters" in text
+    assert "decision threshold **0.773**" in text
+    assert "| accuracy | 0.9818 (95% CI 0.9732-0.9895) |" in text
+    assert "| brier | 0.0127 |" in text
+    assert "| n | 1044 |" in text
+    assert "| confusion_matrix | tn 265, fp 4, fn 15, tp 760 |" in text
+    assert "14.4 min on 2 CPU cores" in text
+    assert "98th percentile" in text and "1.9% of the 1044 validation X-rays" in text
+    assert "- Only paediatric images." in text
+    assert "```bash\npython bench/accuracy.py --ship\n```" in text
+
+
+def test_markdown_without_ood_statistics_or_limitations_says_so():
+    card = synthetic_card(ood_guard=None)
+    del card["limitations"]
+    text = render_markdown(card)
+    assert "only the simple checks" in text
+    assert f"- {LIMITATIONS[0]}" in text
+
+
+def test_read_model_card(tmp_path):
+    assert read_model_card(tmp_path / "absent.json") is None
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(synthetic_card()))
+    assert read_model_card(path)["threshold"] == 0.7731
