@@ -4,7 +4,7 @@ Both models go through the same pipeline, the same patient-grouped validation sp
 `train/` (seed 42) and the same evaluation. Prints the measured numbers; with `--ship` it also
 writes the model and its model card (JSON + Markdown) into assets/model/.
 
-    python bench/accuracy.py                 # measure only (about 35 minutes on 2 CPU cores)
+    python bench/accuracy.py                 # measure only (about 25 minutes on 2 CPU cores)
     python bench/accuracy.py --ship          # measure, then ship model + model card
 """
 
