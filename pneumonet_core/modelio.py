@@ -24,6 +24,9 @@ from pneumonet_core.model import GRADCAM_LAYER
 from pneumonet_core.preprocessing import PREPROCESSING
 
 METADATA_ENTRY = "pneumonet_metadata.json"
+# mkstemp creates owner-only files; a model file is as readable as any other file written here,
+# so colleagues sharing a run store (PNEUMONET_HOME) can load it.
+MODEL_FILE_MODE = 0o644
 
 
 class ModelLoadError(ValueError):
@@ -87,6 +90,7 @@ def save_model(model, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
             dir=path.parent, prefix=f".{path.stem}-", suffix=".keras"
         )
         os.close(handle)
+        os.chmod(temporary, MODEL_FILE_MODE)
     except OSError as error:
         raise OSError(f"cannot write the model to {path}: {error.strerror or error}") from None
     try:
@@ -217,6 +221,7 @@ def _temporary_sibling(path: Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
         os.close(handle)
+        os.chmod(name, MODEL_FILE_MODE)
     except OSError as error:
         raise OSError(f"cannot write {path}: {error.strerror or error}") from None
     temporary = Path(name)

@@ -15,6 +15,7 @@ from pneumonet_core.modelio import (
     ModelLoadError,
     ModelMetadata,
     load_model,
+    promote_model,
     read_metadata,
     save_model,
 )
@@ -70,6 +71,13 @@ def test_save_is_atomic_and_overwrites(tmp_path, tiny_model, metadata):
     save_model(tiny_model, path, metadata)
     assert read_metadata(path).threshold == 0.61
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary file left
+
+
+def test_saved_and_promoted_models_are_readable_by_colleagues(tmp_path, tiny_model, metadata):
+    saved = save_model(tiny_model, tmp_path / "m.keras", metadata)
+    promoted = promote_model(saved, tmp_path / "active" / "model.keras")
+    for path in (saved, promoted):
+        assert path.stat().st_mode & 0o777 == 0o644, oct(path.stat().st_mode)
 
 
 def test_read_metadata_does_not_import_tensorflow(tmp_path, tiny_model, metadata):
