@@ -189,7 +189,6 @@ def probability_block(prediction: services.ImagePrediction) -> None:
 
     if prediction.ood:
         st.markdown(f"### :gray-background[{prediction.label} (unreliable)]")
-        st.caption("Model output for an image unlike its training X-rays: do not rely on it.")
     else:
         colour = "red" if prediction.label == "PNEUMONIA" else "green"
         st.markdown(f"### :{colour}-background[{prediction.label}]")

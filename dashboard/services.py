@@ -21,6 +21,9 @@ import streamlit as st
 
 import pneumonet_core
 from pneumonet_core import config
+from pneumonet_core.ood import SIMPLE_CHECKS_SUMMARY
+
+SIMPLE_OOD_CHECKS = SIMPLE_CHECKS_SUMMARY  # what flags non-X-rays without feature statistics
 
 # ----------------------------------------------------------------------------------------------
 # General

@@ -221,16 +221,23 @@ def cmd_ood_fit(args) -> int:
 
 
 def _add_ood_parser(commands) -> None:
-    ood = commands.add_parser("ood", help="out-of-distribution guard of a model")
-    ood_commands = ood.add_subparsers(dest="ood_command", required=True)
+    from pneumonet_core.ood import DEFAULT_MAX_IMAGES, DEFAULT_PERCENTILE
+
+    ood_parser = commands.add_parser("ood", help="out-of-distribution guard of a model")
+    ood_commands = ood_parser.add_subparsers(dest="ood_command", required=True)
     fit = ood_commands.add_parser(
         "fit", help="fit the not-a-chest-X-ray guard and store it inside the model file"
     )
     fit.add_argument("dir", nargs="?", help="dataset root holding train/ (default: model's)")
     fit.add_argument("--model", required=True, help="the .keras model to attach it to")
-    fit.add_argument("--max-images", type=int, default=2000, help="images per split (max)")
     fit.add_argument(
-        "--percentile", type=float, default=98.0, help="validation distance percentile"
+        "--max-images", type=int, default=DEFAULT_MAX_IMAGES, help="images per split (max)"
+    )
+    fit.add_argument(
+        "--percentile",
+        type=float,
+        default=DEFAULT_PERCENTILE,
+        help="validation distance percentile",
     )
     fit.set_defaults(handler=cmd_ood_fit)
 

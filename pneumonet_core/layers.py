@@ -1,4 +1,4 @@
-"""Custom Keras layers (imported lazily: this module imports Keras and TensorFlow)."""
+"""Custom Keras layers (import this module lazily: importing Keras loads its backend)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ class RandomAffine(keras.layers.Layer):
 
     Applying `RandomRotation`, `RandomZoom` and `RandomTranslation` one after the other costs
     three full-image warps on the CPU that also runs the training step; this layer draws the
-    same parameters and warps once (see `bench/augmentation_fusion.py`).
+    same parameters and warps once (`bench/training_throughput.py` measures both).
 
-    Input and output: float batches (batch, height, width, channels); identity when
-    `training` is False.
+    Input and output: float batches (batch, height, width, channels), values in [0, 1] stay in
+    [0, 1] (bilinear interpolation, nearest fill); identity when `training` is False.
 
     Args:
         rotation_degrees: Maximum rotation either way, in degrees.
@@ -73,8 +73,8 @@ class RandomAffine(keras.layers.Layer):
         scale = 1.0 + self._uniform(count, self.zoom)
         shift_x = self._uniform(count, self.translation) * width
         shift_y = self._uniform(count, self.translation) * height
-        a0, a1 = scale * ops.cos(angle), -scale * ops.sin(angle)
-        b0, b1 = scale * ops.sin(angle), scale * ops.cos(angle)
+        cosine, sine = scale * ops.cos(angle), scale * ops.sin(angle)
+        a0, a1, b0, b1 = cosine, -sine, sine, cosine
         centre_x, centre_y = (width - 1.0) / 2.0, (height - 1.0) / 2.0
         a2 = centre_x - a0 * centre_x - a1 * centre_y + shift_x
         b2 = centre_y - b0 * centre_x - b1 * centre_y + shift_y

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from pneumonet_core import INTENDED_USE, config
+from pneumonet_core.ood import OOD_MESSAGE, SIMPLE_CHECKS_SUMMARY
 
 LIMITATIONS = [
     "Trained on one centre's paediatric (age 1-5) anterior-posterior chest X-rays "
@@ -44,8 +45,7 @@ def _ood_lines(ood: dict | None) -> list[str]:
     return [
         "Images whose penultimate-layer features lie far from the training X-rays (Mahalanobis "
         f"distance above the {ood['percentile']:g}th percentile of the validation X-rays) are "
-        'flagged "not a chest X-ray: prediction not reliable", as are colour, tiny, '
-        "near-constant or extreme-aspect images and DICOM files of other modalities or views. "
+        f'flagged "{OOD_MESSAGE}", as are {SIMPLE_CHECKS_SUMMARY}. '
         f"Fitted on {ood['n_fit']} training images; {ood['validation_flag_rate']:.1%} of the "
         f"{ood['n_validation']} validation X-rays are flagged.",
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import zipfile
@@ -24,9 +25,6 @@ from pneumonet_core.model import GRADCAM_LAYER
 from pneumonet_core.preprocessing import PREPROCESSING
 
 METADATA_ENTRY = "pneumonet_metadata.json"
-# mkstemp creates owner-only files; a model file is as readable as any other file written here,
-# so colleagues sharing a run store (PNEUMONET_HOME) can load it.
-MODEL_FILE_MODE = 0o644
 
 
 class ModelLoadError(ValueError):
@@ -86,11 +84,7 @@ def save_model(model, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
     path = _check_keras_path(Path(path).expanduser())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.stem}-", suffix=".keras"
-        )
-        os.close(handle)
-        os.chmod(temporary, MODEL_FILE_MODE)
+        temporary = _create_temporary(path.parent, prefix=f".{path.stem}-", suffix=".keras")
     except OSError as error:
         raise OSError(f"cannot write the model to {path}: {error.strerror or error}") from None
     try:
@@ -210,6 +204,21 @@ def write_model_entries(path: str | os.PathLike, entries: dict[str, bytes]) -> P
 KERAS_ENTRIES = ("config.json", "metadata.json", "model.weights.h5")
 
 
+def _create_temporary(folder: Path, *, prefix: str, suffix: str) -> Path:
+    """Create a new empty file in `folder` with the permissions of any file the user writes.
+
+    Unlike `tempfile.mkstemp` (always owner-only), the mode is 0o666 less the umask, so a model
+    in a shared run store is as readable as the user's other files.
+    """
+    while True:
+        candidate = folder / f"{prefix}{secrets.token_hex(8)}{suffix}"
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+
+
 @contextmanager
 def _temporary_sibling(path: Path) -> Iterator[Path]:
     """A fresh temporary file in `path`'s folder, always removed on exit (unless replaced).
@@ -219,12 +228,9 @@ def _temporary_sibling(path: Path) -> Iterator[Path]:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-        os.close(handle)
-        os.chmod(name, MODEL_FILE_MODE)
+        temporary = _create_temporary(path.parent, prefix=f".{path.stem}-", suffix=".tmp")
     except OSError as error:
         raise OSError(f"cannot write {path}: {error.strerror or error}") from None
-    temporary = Path(name)
     try:
         yield temporary
     except OSError as error:

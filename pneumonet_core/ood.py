@@ -12,9 +12,10 @@ holiday photo included. Two layers of checks stop that from passing silently:
    features (mean + Ledoit-Wolf shrunk covariance). The threshold is a high percentile of the
    distances of the patient-grouped validation split, so about 2% of real X-rays are flagged.
 
-The fitted statistics travel inside the `.keras` file as the extra entry `OOD_ENTRY`
-(`fit_ood_for_model` attaches them; `pneumonet ood fit --model PATH` does it from the shell).
-A model without them gets the simple checks only.
+The fitted statistics travel inside the `.keras` file as the extra entry `OOD_ENTRY`. Training
+stores them in every model it writes (`fit_on_images`); `fit_ood_for_model` (and
+`pneumonet ood fit --model PATH`) fits them for an existing model the same way. A model
+without them gets the simple checks only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ OOD_ENTRY = "pneumonet_ood.npz"
 OOD_MESSAGE = "not a chest X-ray: prediction not reliable"
 FEATURE_LAYER = "pneumonia_probability"
 DEFAULT_PERCENTILE = 98.0
+DEFAULT_MAX_IMAGES = 2000  # images per part (training, validation) used for the fit
+SIMPLE_CHECKS_SUMMARY = (
+    "colour, tiny, near-constant or extreme-aspect images, and DICOM files of another "
+    "modality, body part or a lateral view"
+)
 
 # Simple checks (see `simple_check`).
 COLOR_FRACTION_LIMIT = 0.05
@@ -289,26 +295,65 @@ def load_statistics(model_path: str | os.PathLike) -> OodStatistics | None:
         raise ModelLoadError(f"{model_path}: damaged {OOD_ENTRY} ({error})") from None
 
 
+def sample_indices(count: int, max_images: int, seed: int) -> np.ndarray:
+    """At most `max_images` of `range(count)`, drawn reproducibly for a seed, in order."""
+    if max_images < 2:
+        raise ValueError(f"max_images must be at least 2, got {max_images}")
+    generator = np.random.default_rng(seed)
+    return np.sort(generator.choice(count, size=min(count, max_images), replace=False))
+
+
+def fit_on_images(
+    model,
+    train_images: np.ndarray,
+    validation_images: np.ndarray,
+    *,
+    max_images: int = DEFAULT_MAX_IMAGES,
+    percentile: float = DEFAULT_PERCENTILE,
+    seed: int = 42,
+) -> OodStatistics:
+    """Fit the statistics on a reproducible sample of decoded training and validation images.
+
+    Args:
+        model: The trained classifier (must have the layer `FEATURE_LAYER`).
+        train_images: float32 (n, S, S, 1) in [0, 1], the run's training part.
+        validation_images: float32 (m, S, S, 1) in [0, 1], its validation part.
+        max_images: At most this many images of each part are used (`sample_indices`).
+        percentile: Validation percentile used as the distance threshold.
+        seed: Seed of the sample.
+
+    Raises:
+        ValueError: Too few images, or no `FEATURE_LAYER` in the model.
+    """
+    train_sample = train_images[sample_indices(len(train_images), max_images, seed)]
+    validation_sample = validation_images[sample_indices(len(validation_images), max_images, seed)]
+    return fit_statistics(
+        compute_features(model, train_sample),
+        compute_features(model, validation_sample),
+        percentile=percentile,
+    )
+
+
 def fit_ood_for_model(
     model_path: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
     *,
-    max_images: int = 2000,
+    max_images: int = DEFAULT_MAX_IMAGES,
     percentile: float = DEFAULT_PERCENTILE,
     seed: int | None = None,
 ) -> OodStatistics:
     """Fit OOD statistics for an existing model and store them inside its file.
 
     The training images are split by patient exactly as the model's training run did (its
-    recorded seed, validation fraction and subset); the statistics are fitted on the training
-    part and the threshold chosen on the validation part.
+    recorded seed, validation fraction and subset) and sampled as training samples them
+    (`fit_on_images`), so this reproduces the statistics training stored.
 
     Args:
         model_path: A PneumoNet `.keras` file (rewritten atomically, metadata kept).
         data_dir: Dataset root holding `train/` (default: the model's, else `PNEUMONET_DATA`).
         max_images: At most this many images are used from each part (drawn reproducibly).
         percentile: Validation percentile used as the distance threshold.
-        seed: Split seed (default: the model's training seed, else 42).
+        seed: Split and sample seed (default: the model's training seed, else 42).
 
     Returns:
         The fitted statistics (also written into the model file).
@@ -322,19 +367,23 @@ def fit_ood_for_model(
 
     check_writable_destination(model_path)
     model, metadata = load_model(model_path)
+    seed = int((metadata.training or {}).get("seed", 42) if seed is None else seed)
     train_frame, validation_frame = _training_split(metadata, data_dir, seed)
-    train_images = _load_sample(train_frame, metadata.image_size, max_images)
-    validation_images = _load_sample(validation_frame, metadata.image_size, max_images)
-    statistics = fit_statistics(
-        compute_features(model, train_images),
-        compute_features(model, validation_images),
+    train_images = _load_sample(train_frame, metadata.image_size, max_images, seed)
+    validation_images = _load_sample(validation_frame, metadata.image_size, max_images, seed)
+    statistics = fit_on_images(
+        model,
+        train_images,
+        validation_images,
+        max_images=max_images,
         percentile=percentile,
+        seed=seed,
     )
     save_statistics(model_path, statistics)
     return statistics
 
 
-def _training_split(metadata, data_dir, seed):
+def _training_split(metadata, data_dir, seed: int):
     from pneumonet_core import config
     from pneumonet_core.data import training_split
 
@@ -342,16 +391,14 @@ def _training_split(metadata, data_dir, seed):
     return training_split(
         data_dir or training.get("data_dir") or config.data_root(),
         val_fraction=float(training.get("val_fraction", 0.2)),
-        seed=int(training.get("seed", 42) if seed is None else seed),
+        seed=seed,
         subset_per_class=training.get("subset_per_class"),
     )
 
 
-def _load_sample(frame, image_size: int, max_images: int) -> np.ndarray:
+def _load_sample(frame, image_size: int, max_images: int, seed: int) -> np.ndarray:
+    """Decode the rows `sample_indices` picks (the same ones training's arrays would give)."""
     from pneumonet_core.data import load_images
 
-    if max_images < 2:
-        raise ValueError(f"max_images must be at least 2, got {max_images}")
-    if len(frame) > max_images:
-        frame = frame.sample(n=max_images, random_state=0)
-    return load_images(frame["path"], image_size, on_error="skip").images
+    chosen = frame.iloc[sample_indices(len(frame), max_images, seed)]
+    return load_images(chosen["path"], image_size, on_error="skip").images

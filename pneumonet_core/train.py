@@ -35,7 +35,6 @@ from pneumonet_core.preprocessing import check_image_size
 MONITORS = {"val_auc": "max", "val_loss": "min"}
 LR_SCHEDULES = ("constant", "cosine")
 CLASS_BALANCING = ("weights", "none")
-OOD_MAX_IMAGES = 2000
 
 
 @dataclass
@@ -112,6 +111,12 @@ class TrainConfig:
             (self.early_stopping_patience >= 0, "early_stopping_patience", "0 or more"),
             (self.on_error in ("skip", "raise"), "on_error", "'skip' or 'raise'"),
             (self.distribute in STRATEGIES, "distribute", f"one of {STRATEGIES}"),
+            (0.0 < self.val_fraction <= 0.5, "val_fraction", "in (0, 0.5]"),
+            (
+                self.dropout_rate is None or 0.0 <= self.dropout_rate < 1.0,
+                "dropout_rate",
+                "in [0, 1)",
+            ),
             (
                 self.subset_per_class is None or self.subset_per_class >= 2,
                 "subset_per_class",
@@ -122,18 +127,11 @@ class TrainConfig:
             if not ok:
                 raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
         parse_threshold_policy(self.threshold_policy)
-        self._validate_model_settings()
-        if self.out is not None and not str(self.out).endswith(".keras"):
-            raise ValueError(f"out must be a .keras file, got {self.out!r}")
-
-    def _validate_model_settings(self) -> None:
-        if not 0.0 < self.val_fraction <= 0.5:
-            raise ValueError(f"val_fraction must be in (0, 0.5], got {self.val_fraction!r}")
         default_image_size(self.architecture)  # raises ValueError naming the architecture
         if self.image_size is not None:
             check_image_size(self.image_size)
-        if self.dropout_rate is not None and not 0.0 <= self.dropout_rate < 1.0:
-            raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
+        if self.out is not None and not str(self.out).endswith(".keras"):
+            raise ValueError(f"out must be a .keras file, got {self.out!r}")
 
     def resolved_image_size(self) -> int:
         if self.image_size is None:
@@ -276,8 +274,8 @@ def train(
     from pneumonet_core.callbacks import BestModelCheckpoint, MlflowEpochLogger, ProgressReporter
 
     started = time.monotonic()
-    if train_config.out:
-        check_writable_destination(train_config.out)
+    # Fail now, not after training, when the model could not be written.
+    check_writable_destination(train_config.out or paths.state_dir() / "models" / "new.keras")
     keras.utils.set_random_seed(train_config.seed)
     strategy = make_strategy(train_config.distribute)
     batch_size = global_batch_size(train_config.batch_size, strategy)
@@ -383,18 +381,12 @@ def train(
 def _fit_ood_guard(model, data: PreparedData, out: Path, mlflow, *, seed: int) -> None:
     """Store out-of-distribution statistics in the model file (see `pneumonet_core.ood`).
 
-    Fitted on at most `OOD_MAX_IMAGES` training images, threshold chosen on the validation
-    images. A run too small to fit them keeps a model without statistics (simple checks only).
+    A run too small to fit them keeps a model without statistics (simple checks only).
     """
     from pneumonet_core import ood
 
-    rng = np.random.default_rng(seed)
-    sample = rng.permutation(len(data.train_images))[:OOD_MAX_IMAGES]
     try:
-        statistics = ood.fit_statistics(
-            ood.compute_features(model, data.train_images[np.sort(sample)]),
-            ood.compute_features(model, data.val_images[:OOD_MAX_IMAGES]),
-        )
+        statistics = ood.fit_on_images(model, data.train_images, data.val_images, seed=seed)
     except ValueError as error:
         mlflow.set_tag("pneumonet.ood_guard", f"not fitted: {error}")
         return

@@ -1,4 +1,4 @@
-"""layers: the fused RandomAffine warp against the transforms it replaces."""
+"""layers: the fused RandomAffine warp: exact transforms for known draws, and the draws' ranges."""
 
 from __future__ import annotations
 
@@ -66,20 +66,29 @@ def test_zoom_scales_the_content_about_the_centre():
 
 def test_random_draws_stay_in_range_and_differ_per_image():
     layer = affine_with(rotation=10, zoom=0.1, translation=0.05)
-    transforms = np.asarray(layer.random_transforms((64, 40, 40, 1)))
-    assert transforms.shape == (64, 8)
+    transforms = np.asarray(layer.random_transforms((256, 40, 41, 1))).astype(np.float64)
+    assert transforms.shape == (256, 8)
     scale = np.hypot(transforms[:, 0], transforms[:, 3])
     angle = np.degrees(np.arctan2(transforms[:, 3], transforms[:, 0]))
     assert np.all((scale >= 0.9 - 1e-6) & (scale <= 1.1 + 1e-6))
     assert np.all(np.abs(angle) <= 10.0 + 1e-4)
-    assert len(np.unique(np.round(angle, 4))) == 64
+    assert len(np.unique(np.round(angle, 4))) == 256
+    # The shift is what maps the centre elsewhere: input centre = output centre + shift.
+    centre = np.array([(41 - 1) / 2, (40 - 1) / 2])
+    mapped_x = transforms[:, 0] * centre[0] + transforms[:, 1] * centre[1] + transforms[:, 2]
+    mapped_y = transforms[:, 3] * centre[0] + transforms[:, 4] * centre[1] + transforms[:, 5]
+    shift_x, shift_y = mapped_x - centre[0], mapped_y - centre[1]
+    assert np.all(np.abs(shift_x) <= 0.05 * 41 + 1e-3)
+    assert np.all(np.abs(shift_y) <= 0.05 * 40 + 1e-3)
+    assert np.abs(shift_x).max() > 0.04 * 41  # the whole range is used
+    assert np.all(transforms[:, 6:] == 0.0)  # affine, not projective
 
 
-def test_output_keeps_shape_and_range():
-    images = np.random.default_rng(0).random((8, 24, 24, 1)).astype(np.float32)
+def test_each_image_of_a_batch_gets_its_own_transform():
+    images = np.repeat(bright_square(), 8, axis=0)
     out = np.asarray(affine_with(20, 0.2, 0.1)(images, training=True))
     assert out.shape == images.shape
-    assert out.min() >= 0.0 and out.max() <= 1.0 + 1e-6
+    assert len({centroid(image[np.newaxis]) for image in out}) == 8
 
 
 def test_negative_range_raises_naming_it():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -73,11 +74,18 @@ def test_save_is_atomic_and_overwrites(tmp_path, tiny_model, metadata):
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary file left
 
 
-def test_saved_and_promoted_models_are_readable_by_colleagues(tmp_path, tiny_model, metadata):
-    saved = save_model(tiny_model, tmp_path / "m.keras", metadata)
-    promoted = promote_model(saved, tmp_path / "active" / "model.keras")
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_and_promoted_models_get_the_users_usual_permissions(
+    tmp_path, tiny_model, metadata, umask
+):
+    previous = os.umask(umask)
+    try:
+        saved = save_model(tiny_model, tmp_path / "m.keras", metadata)
+        promoted = promote_model(saved, tmp_path / "active" / "model.keras")
+    finally:
+        os.umask(previous)
     for path in (saved, promoted):
-        assert path.stat().st_mode & 0o777 == 0o644, oct(path.stat().st_mode)
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, oct(path.stat().st_mode)
 
 
 def test_read_metadata_does_not_import_tensorflow(tmp_path, tiny_model, metadata):

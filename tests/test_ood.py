@@ -236,3 +236,23 @@ def test_cli_ood_fit_reports_a_missing_dataset_in_one_line(untrained_model_path,
     error = capsys.readouterr().err.strip()
     assert error.startswith("pneumonet: error:") and "nowhere" in error and "\n" not in error
     assert ood.load_statistics(path) is None
+
+
+def test_fit_ood_for_model_reproduces_the_statistics_training_stored(trained, tmp_path):
+    stored = ood.load_statistics(trained.model_path)
+    path = tmp_path / "copy.keras"
+    shutil.copy(trained.model_path, path)
+    refitted = ood.fit_ood_for_model(path, trained.data_dir)
+    assert (refitted.n_fit, refitted.n_validation) == (stored.n_fit, stored.n_validation)
+    np.testing.assert_allclose(refitted.mean, stored.mean, rtol=1e-4, atol=1e-6)
+    assert refitted.threshold == pytest.approx(stored.threshold, rel=1e-3)
+
+
+def test_sample_indices_are_reproducible_sorted_and_capped():
+    first = ood.sample_indices(100, 10, seed=1)
+    assert len(first) == 10 and np.all(np.diff(first) > 0)
+    np.testing.assert_array_equal(first, ood.sample_indices(100, 10, seed=1))
+    assert not np.array_equal(first, ood.sample_indices(100, 10, seed=2))
+    np.testing.assert_array_equal(ood.sample_indices(5, 10, seed=1), np.arange(5))
+    with pytest.raises(ValueError, match="max_images must be at least 2, got 1"):
+        ood.sample_indices(100, 1, seed=1)

@@ -31,8 +31,8 @@ st.markdown(
 if not summary.has_ood_guard:
     st.caption(
         "This model file carries no out-of-distribution statistics: only the simple checks "
-        "(blank, photo-like or non-chest DICOM images) warn about images that are not chest "
-        "X-rays. Fit them with `pneumonet ood fit --model PATH`."
+        f"({services.SIMPLE_OOD_CHECKS}) warn about images that are not chest X-rays. Fit them "
+        "with `pneumonet ood fit --model PATH`."
     )
 uploads = st.file_uploader(
     "Chest X-ray images",
