@@ -82,20 +82,11 @@ def save_model(model, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
         OSError: The folder cannot be created or written (message names the path).
     """
     path = _check_keras_path(Path(path).expanduser())
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = _create_temporary(path.parent, prefix=f".{path.stem}-", suffix=".keras")
-    except OSError as error:
-        raise OSError(f"cannot write the model to {path}: {error.strerror or error}") from None
-    try:
+    with _temporary_sibling(path, suffix=".keras", description="the model to ") as temporary:
         model.save(temporary)
         with zipfile.ZipFile(temporary, "a") as archive:
             archive.writestr(METADATA_ENTRY, json.dumps(metadata.to_dict(), indent=2))
         os.replace(temporary, path)
-    except OSError as error:
-        raise OSError(f"cannot write the model to {path}: {error.strerror or error}") from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
     return path
 
 
@@ -220,23 +211,31 @@ def _create_temporary(folder: Path, *, prefix: str, suffix: str) -> Path:
 
 
 @contextmanager
-def _temporary_sibling(path: Path) -> Iterator[Path]:
+def _temporary_sibling(
+    path: Path, *, suffix: str = ".tmp", description: str = ""
+) -> Iterator[Path]:
     """A fresh temporary file in `path`'s folder, always removed on exit (unless replaced).
+
+    Args:
+        path: The file the temporary will replace.
+        suffix: The temporary's suffix (Keras only saves to `.keras` names).
+        description: Words before the path in error messages ("the model to ").
 
     Raises:
         OSError: The folder cannot be written; the message names `path`.
     """
+    message = f"cannot write {description}{path}"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = _create_temporary(path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+        temporary = _create_temporary(path.parent, prefix=f".{path.stem}-", suffix=suffix)
     except OSError as error:
-        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
+        raise OSError(f"{message}: {error.strerror or error}") from None
     try:
         yield temporary
     except OSError as error:
         if str(path) in str(error):
             raise
-        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
+        raise OSError(f"{message}: {error.strerror or error}") from None
     finally:
         temporary.unlink(missing_ok=True)
 

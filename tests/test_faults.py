@@ -7,29 +7,15 @@ import errno
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from job_helpers import wait_until
 
-from pneumonet_core import cli, jobs, tracking
+from pneumonet_core import cli, tracking
 from pneumonet_core.data import DatasetError
 from pneumonet_core.jobs import JobAlreadyRunning, read_job_status, start_training_job
 from pneumonet_core.modelio import check_writable_destination, load_model, save_model
-
-JOB_TIMEOUT_S = 180
-
-
-def wait_until(condition, timeout_s: float = JOB_TIMEOUT_S, poll_s: float = 0.2):
-    """Poll until `condition()` is truthy and return it; fail with the job log otherwise."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll_s)
-    log = jobs.log_path().read_text() if jobs.log_path().exists() else "(no log)"
-    pytest.fail(f"condition not met within {timeout_s}s; job log:\n{log[-3000:]}")
 
 
 def kill_and_reap(pid: int) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from job_helpers import JOB_TIMEOUT_S, wait_until
 
 from pneumonet_core import jobs, tracking
 from pneumonet_core.jobs import (
@@ -20,20 +21,6 @@ from pneumonet_core.jobs import (
     wait_for_job,
 )
 from pneumonet_core.modelio import read_metadata
-
-JOB_TIMEOUT_S = 180
-
-
-def wait_until(condition, timeout_s: float = JOB_TIMEOUT_S, poll_s: float = 0.2):
-    """Poll `condition()` until it returns something truthy; fail with the job log if never."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll_s)
-    log = jobs.log_path().read_text() if jobs.log_path().exists() else "(no log)"
-    pytest.fail(f"condition not met within {timeout_s}s; job log:\n{log[-3000:]}")
 
 
 def training_started(status: JobStatus | None) -> bool:
