@@ -45,6 +45,7 @@ def flip_tta_metrics(model_path: str, data_dir: Path, seed: int) -> dict:
 
 
 def summarise(runs: list[dict]) -> dict:
+    """Mean, worst and best value of each metric over the runs."""
     return {
         name: {
             "mean": float(np.mean([run["validation"][name] for run in runs])),
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         recipe = {**SHIPPED_RECIPE, "seed": seed}
         run = run_recipe(f"split-{seed}", recipe, data_dir, work_dir / f"split-{seed}.keras")
-        tta = flip_tta_metrics(run["result"].model_path, data_dir, seed)
+        with_and_without_flip = flip_tta_metrics(run["result"].model_path, data_dir, seed)
         runs.append(
             {
                 "seed": seed,
@@ -75,13 +76,13 @@ def main(argv=None) -> int:
                 "threshold": run["threshold"],
                 "duration_min": run["duration_s"] / 60,
                 "validation": {name: run["validation"][name]["value"] for name in METRICS},
-                "tta": tta,
+                "tta": with_and_without_flip,
             }
         )
         print(json.dumps(runs[-1], indent=2), flush=True)
     report = {
         "hardware": hardware(),
-        "recipe": {k: v for k, v in SHIPPED_RECIPE.items() if k != "augmentation"},
+        "recipe": {name: value for name, value in SHIPPED_RECIPE.items() if name != "augmentation"},
         "runs": runs,
         "summary": summarise(runs),
         "flip_tta_gain": {

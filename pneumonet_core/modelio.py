@@ -74,18 +74,33 @@ def _check_keras_path(path: Path) -> Path:
     return path
 
 
-def save_model(model, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
+def save_model(
+    model,
+    path: str | os.PathLike,
+    metadata: ModelMetadata,
+    *,
+    extra_entries: dict[str, bytes] | None = None,
+) -> Path:
     """Save a model and its metadata atomically: readers never see a half-written file.
 
+    Args:
+        model: The Keras model.
+        path: A `.keras` file.
+        metadata: Written into the file as `METADATA_ENTRY`.
+        extra_entries: More zip entries to store alongside (e.g. the OOD statistics).
+
     Raises:
-        ValueError: The path does not end in `.keras`.
+        ValueError: The path does not end in `.keras`, or an extra entry name is reserved.
         OSError: The folder cannot be created or written (message names the path).
     """
     path = _check_keras_path(Path(path).expanduser())
+    _check_entry_names(extra_entries or {})
     with _temporary_sibling(path, suffix=".keras", description="the model to ") as temporary:
         model.save(temporary)
         with zipfile.ZipFile(temporary, "a") as archive:
             archive.writestr(METADATA_ENTRY, json.dumps(metadata.to_dict(), indent=2))
+            for name, data in (extra_entries or {}).items():
+                archive.writestr(name, data)
         os.replace(temporary, path)
     return path
 
@@ -176,9 +191,7 @@ def write_model_entries(path: str | os.PathLike, entries: dict[str, bytes]) -> P
         OSError: The folder cannot be written (message names the path).
     """
     path = _check_keras_path(Path(path).expanduser())
-    reserved = set(entries) & {METADATA_ENTRY, *KERAS_ENTRIES}
-    if reserved:
-        raise ValueError(f"entry names reserved for the model itself: {sorted(reserved)}")
+    _check_entry_names(entries)
     read_metadata(path)
     with _temporary_sibling(path) as temporary:
         with zipfile.ZipFile(path) as source, zipfile.ZipFile(temporary, "w") as target:
@@ -208,6 +221,12 @@ def _create_temporary(folder: Path, *, prefix: str, suffix: str) -> Path:
         except FileExistsError:
             continue
         return candidate
+
+
+def _check_entry_names(entries: dict[str, bytes]) -> None:
+    reserved = set(entries) & {METADATA_ENTRY, *KERAS_ENTRIES}
+    if reserved:
+        raise ValueError(f"entry names reserved for the model itself: {sorted(reserved)}")
 
 
 @contextmanager

@@ -350,8 +350,8 @@ def train(
         val_metrics = evaluate.binary_metrics(val_labels, val_scores, threshold=threshold)
         metadata.threshold = threshold
         metadata.metrics = {"validation": val_metrics, "best_epoch": checkpoint.best_epoch + 1}
-        save_model(model, out, metadata)
-        _fit_ood_guard(model, data, out, mlflow, seed=train_config.seed)
+        ood_entries = _fit_ood_guard(model, data, mlflow, seed=train_config.seed)
+        save_model(model, out, metadata, extra_entries=ood_entries)
         duration = time.monotonic() - started
         _log_run_end(
             mlflow,
@@ -378,10 +378,12 @@ def train(
     )
 
 
-def _fit_ood_guard(model, data: PreparedData, out: Path, mlflow, *, seed: int) -> None:
-    """Store out-of-distribution statistics in the model file (see `pneumonet_core.ood`).
+def _fit_ood_guard(model, data: PreparedData, mlflow, *, seed: int) -> dict[str, bytes]:
+    """Out-of-distribution statistics as model-file entries (see `pneumonet_core.ood`).
 
-    A run too small to fit them keeps a model without statistics (simple checks only).
+    Returns:
+        `{ood.OOD_ENTRY: bytes}`, or `{}` for a run too small to fit them (the model then gets
+        the simple checks only).
     """
     from pneumonet_core import ood
 
@@ -389,10 +391,10 @@ def _fit_ood_guard(model, data: PreparedData, out: Path, mlflow, *, seed: int) -
         statistics = ood.fit_on_images(model, data.train_images, data.val_images, seed=seed)
     except ValueError as error:
         mlflow.set_tag("pneumonet.ood_guard", f"not fitted: {error}")
-        return
-    ood.save_statistics(out, statistics)
+        return {}
     mlflow.set_tag("pneumonet.ood_guard", "fitted")
     mlflow.log_metric("ood_validation_flag_rate", statistics.validation_flag_rate)
+    return {ood.OOD_ENTRY: statistics.to_bytes()}
 
 
 def _log_run_start(mlflow, train_config: TrainConfig, data: PreparedData, model) -> None:

@@ -18,6 +18,7 @@ from pneumonet_core.modelio import (
     load_model,
     promote_model,
     read_metadata,
+    read_model_entry,
     save_model,
 )
 
@@ -86,6 +87,17 @@ def test_saved_and_promoted_models_get_the_users_usual_permissions(
         os.umask(previous)
     for path in (saved, promoted):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, oct(path.stat().st_mode)
+
+
+def test_save_model_stores_extra_entries_and_refuses_reserved_names(tmp_path, tiny_model, metadata):
+    path = save_model(tiny_model, tmp_path / "m.keras", metadata, extra_entries={"x.bin": b"12"})
+    assert read_model_entry(path, "x.bin") == b"12"
+    load_model(path)  # an extra entry does not disturb loading
+    with pytest.raises(ValueError, match="reserved .*'model.weights.h5'"):
+        save_model(
+            tiny_model, tmp_path / "n.keras", metadata, extra_entries={"model.weights.h5": b""}
+        )
+    assert not (tmp_path / "n.keras").exists()
 
 
 def test_read_metadata_does_not_import_tensorflow(tmp_path, tiny_model, metadata):
