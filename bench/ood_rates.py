@@ -166,7 +166,7 @@ def xray_sets(model_path: Path, data_dir: Path | None, limit: int) -> dict[str, 
 
     metadata = read_metadata(model_path)
     sets = {}
-    train_part, validation_part = ood._training_split(metadata, data_dir, None)
+    train_part, validation_part = ood.model_training_split(metadata, data_dir)
     sets["validation split (threshold chosen here)"] = list(validation_part["path"])[:limit]
     root = data_dir or (metadata.training or {}).get("data_dir")
     scan = scan_dataset(root) if root else None

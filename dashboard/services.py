@@ -686,7 +686,7 @@ def _predict_bytes_cached(
         error=None,
         image=shown,
         heatmap=_resize_for_display(heatmap, (shown.shape[1], shown.shape[0])),
-        is_dicom=imaging.is_dicom(content),
+        is_dicom=info.format == "DICOM",
         ood=result.ood,
         ood_reason=result.ood_reason,
     )

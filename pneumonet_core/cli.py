@@ -206,10 +206,13 @@ def cmd_predict(args) -> int:
 
 
 def cmd_ood_fit(args) -> int:
-    from pneumonet_core.ood import fit_ood_for_model
+    from pneumonet_core.ood import DEFAULT_MAX_IMAGES, DEFAULT_PERCENTILE, fit_ood_for_model
 
     statistics = fit_ood_for_model(
-        args.model, args.dir, max_images=args.max_images, percentile=args.percentile
+        args.model,
+        args.dir,
+        max_images=DEFAULT_MAX_IMAGES if args.max_images is None else args.max_images,
+        percentile=DEFAULT_PERCENTILE if args.percentile is None else args.percentile,
     )
     print(
         f"OOD statistics fitted on {statistics.n_fit} training images; threshold "
@@ -221,8 +224,6 @@ def cmd_ood_fit(args) -> int:
 
 
 def _add_ood_parser(commands) -> None:
-    from pneumonet_core.ood import DEFAULT_MAX_IMAGES, DEFAULT_PERCENTILE
-
     ood_parser = commands.add_parser("ood", help="out-of-distribution guard of a model")
     ood_commands = ood_parser.add_subparsers(dest="ood_command", required=True)
     fit = ood_commands.add_parser(
@@ -230,14 +231,9 @@ def _add_ood_parser(commands) -> None:
     )
     fit.add_argument("dir", nargs="?", help="dataset root holding train/ (default: model's)")
     fit.add_argument("--model", required=True, help="the .keras model to attach it to")
+    fit.add_argument("--max-images", type=int, help="images per split, at most (default: 2000)")
     fit.add_argument(
-        "--max-images", type=int, default=DEFAULT_MAX_IMAGES, help="images per split (max)"
-    )
-    fit.add_argument(
-        "--percentile",
-        type=float,
-        default=DEFAULT_PERCENTILE,
-        help="validation distance percentile",
+        "--percentile", type=float, help="validation distance percentile (default: 98)"
     )
     fit.set_defaults(handler=cmd_ood_fit)
 

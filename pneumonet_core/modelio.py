@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -280,19 +279,9 @@ def check_writable_destination(path: str | os.PathLike) -> Path:
     path = _check_keras_path(Path(path).expanduser())
     if path.is_dir():
         raise ValueError(f"the model path {path} is a folder; name a .keras file")
-    probe = b"\0" * 65536
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=".pneumonet-write-test-")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(probe)
-                file.flush()
-                os.fsync(file.fileno())
-        finally:
-            Path(name).unlink(missing_ok=True)
-    except OSError as error:
-        raise OSError(f"cannot write the model to {path}: {error.strerror or error}") from None
+    with _temporary_sibling(path, description="the model to ") as probe:
+        probe.write_bytes(b"\0" * 65536)  # a full disk shows up here or at the fsync
+        _fsync(probe)
     return path
 
 

@@ -368,7 +368,7 @@ def fit_ood_for_model(
     check_writable_destination(model_path)
     model, metadata = load_model(model_path)
     seed = int((metadata.training or {}).get("seed", 42) if seed is None else seed)
-    train_frame, validation_frame = _training_split(metadata, data_dir, seed)
+    train_frame, validation_frame = model_training_split(metadata, data_dir, seed)
     train_images = _load_sample(train_frame, metadata.image_size, max_images, seed)
     validation_images = _load_sample(validation_frame, metadata.image_size, max_images, seed)
     statistics = fit_on_images(
@@ -383,7 +383,14 @@ def fit_ood_for_model(
     return statistics
 
 
-def _training_split(metadata, data_dir, seed: int):
+def model_training_split(metadata, data_dir=None, seed: int | None = None):
+    """The `(train_frame, val_frame)` a model's training run used, from its metadata.
+
+    Args:
+        metadata: The model's `ModelMetadata` (its `training` settings are used).
+        data_dir: Dataset root (default: the model's, else `PNEUMONET_DATA`).
+        seed: Split seed (default: the model's training seed, else 42).
+    """
     from pneumonet_core import config
     from pneumonet_core.data import training_split
 
@@ -391,13 +398,18 @@ def _training_split(metadata, data_dir, seed: int):
     return training_split(
         data_dir or training.get("data_dir") or config.data_root(),
         val_fraction=float(training.get("val_fraction", 0.2)),
-        seed=seed,
+        seed=int(training.get("seed", 42)) if seed is None else seed,
         subset_per_class=training.get("subset_per_class"),
     )
 
 
 def _load_sample(frame, image_size: int, max_images: int, seed: int) -> np.ndarray:
-    """Decode the rows `sample_indices` picks (the same ones training's arrays would give)."""
+    """Decode the rows `sample_indices` picks.
+
+    These are the images training sampled from its decoded arrays, as long as every file
+    decoded; training skips unreadable files before sampling, so with unreadable files the
+    two samples differ slightly.
+    """
     from pneumonet_core.data import load_images
 
     chosen = frame.iloc[sample_indices(len(frame), max_images, seed)]

@@ -256,3 +256,25 @@ def test_sample_indices_are_reproducible_sorted_and_capped():
     np.testing.assert_array_equal(ood.sample_indices(5, 10, seed=1), np.arange(5))
     with pytest.raises(ValueError, match="max_images must be at least 2, got 1"):
         ood.sample_indices(100, 1, seed=1)
+
+
+def test_model_training_split_is_the_runs_split_by_default(trained):
+    from pneumonet_core.data import training_split
+
+    metadata = read_metadata(trained.model_path)
+    train_frame, validation_frame = ood.model_training_split(metadata, trained.data_dir)
+    expected = training_split(
+        trained.data_dir,
+        val_fraction=trained.config.val_fraction,
+        seed=trained.config.seed,
+    )
+    assert list(validation_frame["path"]) == list(expected[1]["path"])
+    assert list(train_frame["path"]) == list(expected[0]["path"])
+
+
+def test_cli_ood_fit_max_images_below_two_is_refused(untrained_model_path, tmp_path, capsys):
+    data = write_chest_like_dataset(tmp_path / "data", per_class=8)
+    path = tmp_path / "model.keras"
+    shutil.copy(untrained_model_path, path)
+    assert cli.main(["ood", "fit", "--model", str(path), str(data), "--max-images", "0"]) == 2
+    assert "max_images must be at least 2, got 0" in capsys.readouterr().err
