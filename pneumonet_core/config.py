@@ -40,6 +40,11 @@ def state_dir() -> Path:
     return path
 
 
+def default_model_path(run_name: str = "model") -> Path:
+    """Where a training run writes its model when no `--out` is given."""
+    return state_dir() / "models" / f"{run_name}.keras"
+
+
 def tracking_uri() -> str:
     """MLflow tracking URI: `MLFLOW_TRACKING_URI`, else an embedded SQLite store."""
     configured = os.environ.get("MLFLOW_TRACKING_URI")

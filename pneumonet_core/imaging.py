@@ -287,8 +287,18 @@ def _pillow_info(original: Image.Image, oriented: Image.Image) -> ImageInfo:
 def _pillow_color_fraction(image: Image.Image) -> float:
     if image.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
         return 0.0
-    thumbnail = image.copy()
-    thumbnail.thumbnail((COLOR_THUMBNAIL_SIDE, COLOR_THUMBNAIL_SIDE))
+    # reduce() box-averages straight into a small image (no full-size copy); palette images
+    # cannot be averaged, so they are subsampled instead.
+    factor = max(1, max(image.size) // COLOR_THUMBNAIL_SIDE)
+    if factor == 1:
+        thumbnail = image
+    elif image.mode in ("P", "PA"):
+        thumbnail = image.resize(
+            (max(1, image.width // factor), max(1, image.height // factor)),
+            Image.Resampling.NEAREST,
+        )
+    else:
+        thumbnail = image.reduce(factor)
     rgb = np.asarray(thumbnail.convert("RGB"), dtype=np.float32) / 255.0
     return color_fraction(rgb)
 

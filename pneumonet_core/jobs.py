@@ -249,7 +249,7 @@ def _check_output_writable(train_config) -> None:
     """Fail now, naming the path, if the model could not be written at the end of an epoch."""
     from pneumonet_core.modelio import check_writable_destination
 
-    out = train_config.out or config.state_dir() / "models" / "model.keras"
+    out = train_config.out or config.default_model_path()
     check_writable_destination(out)
 
 

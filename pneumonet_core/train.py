@@ -275,7 +275,7 @@ def train(
 
     started = time.monotonic()
     # Fail now, not after training, when the model could not be written.
-    check_writable_destination(train_config.out or paths.state_dir() / "models" / "new.keras")
+    check_writable_destination(train_config.out or paths.default_model_path())
     keras.utils.set_random_seed(train_config.seed)
     strategy = make_strategy(train_config.distribute)
     batch_size = global_batch_size(train_config.batch_size, strategy)
@@ -304,7 +304,7 @@ def train(
     experiment_id = tracking.ensure_experiment()
     with mlflow.start_run(experiment_id=experiment_id, run_name=train_config.run_name) as run:
         run_id = run.info.run_id
-        out = Path(train_config.out or paths.state_dir() / "models" / f"{run_id}.keras")
+        out = Path(train_config.out or paths.default_model_path(run_id))
         _log_run_start(mlflow, train_config, data, model)
         metadata = ModelMetadata(
             architecture=train_config.architecture,
