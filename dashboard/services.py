@@ -981,7 +981,11 @@ def validation_split_settings(model_path: str) -> dict[str, Any]:
     return {
         "data_dir": training.get("data_dir") or default_data_root(),
         "val_fraction": float(training.get("val_fraction") or defaults["val_fraction"]),
-        "seed": int(training.get("seed", defaults["seed"])),
+        "seed": int(
+            training.get("seed", defaults["seed"])
+            if training.get("split_seed") is None
+            else training["split_seed"]
+        ),
         "subset_per_class": training.get("subset_per_class"),
     }
 

@@ -16,6 +16,11 @@ class AugmentationConfig:
         zoom: Maximum zoom in or out, as a fraction of the image (0 turns it off).
         translation: Maximum shift, as a fraction of the image side (0 turns it off).
         contrast: Maximum contrast change factor (0 turns it off).
+        brightness: Maximum brightness shift, as a fraction of the [0, 1] range (0 turns it off).
+        gamma: Maximum absolute log of a random gamma exponent (0.4: gamma in [0.67, 1.49]).
+        blur: Maximum Gaussian blur sigma in pixels, at most 1 (0 turns it off).
+        noise: Standard deviation of additive Gaussian noise (0 turns it off).
+        downscale: Smallest factor of a down-then-up rescale, in (0, 1] (1 turns it off).
     """
 
     enabled: bool = True
@@ -24,13 +29,25 @@ class AugmentationConfig:
     zoom: float = 0.1
     translation: float = 0.05
     contrast: float = 0.1
+    brightness: float = 0.0
+    gamma: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
+    downscale: float = 1.0
 
     def __post_init__(self):
-        for name in ("rotation_degrees", "zoom", "translation", "contrast"):
+        limits = {"rotation_degrees": 180.0, "blur": 1.0, "gamma": 1.0, "noise": 0.2}
+        for name in ("rotation_degrees", "zoom", "translation", "contrast", "brightness") + (
+            "gamma",
+            "blur",
+            "noise",
+        ):
             value = getattr(self, name)
-            limit = 180.0 if name == "rotation_degrees" else 0.9
+            limit = limits.get(name, 0.9)
             if not 0.0 <= value <= limit:
                 raise ValueError(f"{name} must be between 0 and {limit}, got {value!r}")
+        if not 0.1 <= self.downscale <= 1.0:
+            raise ValueError(f"downscale must be between 0.1 and 1, got {self.downscale!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +85,36 @@ def build_augmentation(config: AugmentationConfig, *, seed: int = 42):
         layers.append(
             keras.layers.RandomContrast(config.contrast, value_range=(0.0, 1.0), seed=seed + 4)
         )
+    layers += _photometric_layers(config, seed)
     if not layers:
         return None
     return keras.Sequential(layers, name="augmentation")
+
+
+def _photometric_layers(config: AugmentationConfig, seed: int) -> list:
+    """Exposure and quality changes: brightness, gamma, down-then-up scaling, blur, noise."""
+    import keras
+
+    from pneumonet_core.layers import RandomGamma, RandomResolution
+
+    layers = []
+    if config.brightness:
+        layers.append(
+            keras.layers.RandomBrightness(config.brightness, value_range=(0.0, 1.0), seed=seed + 5)
+        )
+    if config.gamma:
+        layers.append(RandomGamma(config.gamma, seed=seed + 6))
+    if config.downscale < 1.0:
+        layers.append(RandomResolution(config.downscale, seed=seed + 7))
+    if config.blur:
+        layers.append(
+            keras.layers.RandomGaussianBlur(
+                factor=1.0, kernel_size=5, sigma=config.blur, value_range=(0.0, 1.0), seed=seed + 8
+            )
+        )
+    if config.noise:
+        layers.append(keras.layers.GaussianNoise(config.noise, seed=seed + 9))
+    if layers:
+        # Noise and blur can step outside [0, 1]; the model's input contract is [0, 1].
+        layers.append(keras.layers.ReLU(max_value=1.0, name="clip_to_unit_range"))
+    return layers

@@ -96,3 +96,132 @@ class RandomAffine(keras.layers.Layer):
             "fill_mode": self.fill_mode,
             "seed": self.seed,
         }
+
+
+@keras.saving.register_keras_serializable(package="pneumonet")
+class HistogramEqualization(keras.layers.Layer):
+    """Per-image histogram equalisation, part of the model (training and inference alike).
+
+    Maps each pixel to the share of the image's pixels at or below its grey level, so any
+    monotonic change of exposure (brightness, gamma, contrast) gives the same output. Being a
+    layer of the model, it travels with the `.keras` file and leaves the preprocessing contract
+    (grey [0, 1] input) unchanged.
+
+    Input and output: float batches (batch, height, width, 1), values in [0, 1].
+
+    Args:
+        bins: Number of grey levels the image is quantised to.
+    """
+
+    def __init__(self, bins: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        if not 2 <= int(bins) <= 65536:
+            raise ValueError(f"bins must be between 2 and 65536, got {bins!r}")
+        self.bins = int(bins)
+
+    def call(self, images):
+        import tensorflow as tf
+
+        shape = tf.shape(images)
+        flat = tf.reshape(images, (shape[0], -1))
+        levels = tf.cast(
+            tf.clip_by_value(flat, 0.0, 1.0) * (self.bins - 1) + 0.5, tf.int32
+        )  # (batch, pixels) in [0, bins)
+        counts = tf.math.bincount(
+            levels, minlength=self.bins, maxlength=self.bins, axis=-1, dtype=tf.float32
+        )  # (batch, bins)
+        cdf = tf.math.cumsum(counts, axis=-1)
+        first = tf.reduce_min(tf.where(counts > 0, cdf, tf.reduce_max(cdf)), axis=-1, keepdims=True)
+        lookup = (cdf - first) / tf.maximum(cdf[:, -1:] - first, 1.0)
+        equalised = tf.gather(lookup, levels, batch_dims=1)
+        return tf.reshape(equalised, shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins}
+
+
+@keras.saving.register_keras_serializable(package="pneumonet")
+class RandomGamma(keras.layers.Layer):
+    """Random gamma curve per image: x ** exp(u), u uniform in [-log_gamma, log_gamma].
+
+    Input and output: float batches (batch, height, width, channels) in [0, 1]; identity when
+    `training` is False.
+
+    Args:
+        log_gamma: Maximum absolute natural log of the exponent (0.4: gamma in [0.67, 1.49]).
+        seed: Seed of the layer's random generator.
+    """
+
+    def __init__(self, log_gamma: float = 0.4, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if log_gamma < 0:
+            raise ValueError(f"log_gamma must be 0 or more, got {log_gamma!r}")
+        self.log_gamma = float(log_gamma)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        exponent = ops.exp(
+            keras.random.uniform(
+                (ops.shape(images)[0], 1, 1, 1),
+                minval=-self.log_gamma,
+                maxval=self.log_gamma,
+                seed=self.seed_generator,
+            )
+        )
+        return ops.power(ops.clip(images, 1e-6, 1.0), exponent)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "log_gamma": self.log_gamma, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="pneumonet")
+class RandomResolution(keras.layers.Layer):
+    """Down-then-up scaling: a batch is shrunk by a random factor and enlarged back.
+
+    Imitates lower-resolution sources (small exports, re-sampled copies). One factor per batch
+    keeps the shapes static.
+
+    Input and output: float batches (batch, height, width, channels) in [0, 1]; identity when
+    `training` is False.
+
+    Args:
+        min_scale: Smallest shrink factor, in (0, 1] (1 turns it off).
+        seed: Seed of the layer's random generator.
+    """
+
+    def __init__(self, min_scale: float = 0.5, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 < min_scale <= 1.0:
+            raise ValueError(f"min_scale must be in (0, 1], got {min_scale!r}")
+        self.min_scale = float(min_scale)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training or self.min_scale == 1.0:
+            return images
+        height, width = ops.shape(images)[1], ops.shape(images)[2]
+        scale = keras.random.uniform((), self.min_scale, 1.0, seed=self.seed_generator)
+        small = (
+            ops.cast(ops.cast(height, "float32") * scale, "int32"),
+            ops.cast(ops.cast(width, "float32") * scale, "int32"),
+        )
+        import tensorflow as tf
+
+        shrunk = tf.image.resize(images, small, method="area")
+        return tf.image.resize(shrunk, (height, width), method="bilinear")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "min_scale": self.min_scale, "seed": self.seed}

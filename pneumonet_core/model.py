@@ -10,15 +10,27 @@ from __future__ import annotations
 from pneumonet_core.preprocessing import check_image_size
 
 GRADCAM_LAYER = "last_conv"
+INPUT_NORMALIZATIONS = ("none", "equalize")
 
 
-def build_seed_model(image_size: int = 150, dropout_rate: float = 0.5):
+def _normalize_input(inputs, input_normalization: str):
+    """The model's first step: "none" keeps the [0, 1] image, "equalize" equalises its histogram."""
+    if input_normalization == "none":
+        return inputs
+    from pneumonet_core.layers import HistogramEqualization
+
+    return HistogramEqualization(name="equalize")(inputs)
+
+
+def build_seed_model(
+    image_size: int = 150, dropout_rate: float = 0.5, input_normalization: str = "none"
+):
     """The original PneumoNet CNN: three conv + max-pool blocks, dense 128, sigmoid."""
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=(image_size, image_size, 1), name="image")
-    x = inputs
+    x = _normalize_input(inputs, input_normalization)
     for block, filters in enumerate((32, 64, 128), start=1):
         name = GRADCAM_LAYER if block == 3 else f"conv{block}"
         x = layers.Conv2D(filters, 3, activation="relu", name=name)(x)
@@ -46,7 +58,10 @@ def _residual_block(x, filters: int, block: int):
 
 
 def build_pneumonet_model(
-    image_size: int = 192, dropout_rate: float = 0.3, widths: tuple[int, ...] = (32, 64, 128, 256)
+    image_size: int = 192,
+    dropout_rate: float = 0.3,
+    input_normalization: str = "none",
+    widths: tuple[int, ...] = (32, 64, 128, 256),
 ):
     """PneumoNet's improved CNN: a small residual separable-convolution network.
 
@@ -57,9 +72,8 @@ def build_pneumonet_model(
     from keras import layers
 
     inputs = keras.Input(shape=(image_size, image_size, 1), name="image")
-    x = layers.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False, name="stem_conv")(
-        inputs
-    )
+    x = _normalize_input(inputs, input_normalization)
+    x = layers.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.Activation("relu", name="stem_relu")(x)
     for block, filters in enumerate(widths, start=1):
@@ -95,7 +109,10 @@ def _spec(architecture: str) -> dict:
 
 
 def build_model(
-    architecture: str = "seed", image_size: int | None = None, dropout_rate: float | None = None
+    architecture: str = "seed",
+    image_size: int | None = None,
+    dropout_rate: float | None = None,
+    input_normalization: str = "none",
 ):
     """Build an untrained model by architecture name.
 
@@ -103,6 +120,8 @@ def build_model(
         architecture: A key of `ARCHITECTURES` ("seed" or "pneumonet").
         image_size: Square input side in pixels (default: the architecture's own).
         dropout_rate: Dropout before the output, in [0, 1).
+        input_normalization: "none" or "equalize" (per-image histogram equalisation as the
+            model's first layer, so it travels with the model file).
 
     Returns:
         An uncompiled keras.Model mapping (batch, S, S, 1) in [0, 1] to (batch, 1) probabilities.
@@ -112,4 +131,13 @@ def build_model(
     dropout_rate = spec["dropout_rate"] if dropout_rate is None else dropout_rate
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
-    return spec["builder"](image_size=image_size, dropout_rate=dropout_rate)
+    if input_normalization not in INPUT_NORMALIZATIONS:
+        raise ValueError(
+            f"input_normalization must be one of {INPUT_NORMALIZATIONS}, "
+            f"got {input_normalization!r}"
+        )
+    return spec["builder"](
+        image_size=image_size,
+        dropout_rate=dropout_rate,
+        input_normalization=input_normalization,
+    )

@@ -353,7 +353,8 @@ def fit_ood_for_model(
         data_dir: Dataset root holding `train/` (default: the model's, else `PNEUMONET_DATA`).
         max_images: At most this many images are used from each part (drawn reproducibly).
         percentile: Validation percentile used as the distance threshold.
-        seed: Split and sample seed (default: the model's training seed, else 42).
+        seed: Sample seed (default: the model's training seed, else 42); the split is the
+            model's own unless `seed` is given.
 
     Returns:
         The fitted statistics (also written into the model file).
@@ -367,8 +368,9 @@ def fit_ood_for_model(
 
     check_writable_destination(model_path)
     model, metadata = load_model(model_path)
+    split_seed = seed
     seed = int((metadata.training or {}).get("seed", 42) if seed is None else seed)
-    train_frame, validation_frame = model_training_split(metadata, data_dir, seed)
+    train_frame, validation_frame = model_training_split(metadata, data_dir, split_seed)
     train_images = _load_sample(train_frame, metadata.image_size, max_images, seed)
     validation_images = _load_sample(validation_frame, metadata.image_size, max_images, seed)
     statistics = fit_on_images(
@@ -389,7 +391,7 @@ def model_training_split(metadata, data_dir=None, seed: int | None = None):
     Args:
         metadata: The model's `ModelMetadata` (its `training` settings are used).
         data_dir: Dataset root (default: the model's, else `PNEUMONET_DATA`).
-        seed: Split seed (default: the model's training seed, else 42).
+        seed: Split seed (default: the model's split seed, else its training seed, else 42).
     """
     from pneumonet_core import config
     from pneumonet_core.data import training_split
@@ -398,9 +400,14 @@ def model_training_split(metadata, data_dir=None, seed: int | None = None):
     return training_split(
         data_dir or training.get("data_dir") or config.data_root(),
         val_fraction=float(training.get("val_fraction", 0.2)),
-        seed=int(training.get("seed", 42)) if seed is None else seed,
+        seed=_split_seed(training) if seed is None else seed,
         subset_per_class=training.get("subset_per_class"),
     )
+
+
+def _split_seed(training: dict) -> int:
+    split_seed = training.get("split_seed")
+    return int(training.get("seed", 42) if split_seed is None else split_seed)
 
 
 def _load_sample(frame, image_size: int, max_images: int, seed: int) -> np.ndarray:

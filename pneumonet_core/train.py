@@ -28,7 +28,7 @@ from pneumonet_core.data import (
     training_split,
 )
 from pneumonet_core.distribute import STRATEGIES, global_batch_size, make_strategy
-from pneumonet_core.model import build_model, default_image_size
+from pneumonet_core.model import INPUT_NORMALIZATIONS, build_model, default_image_size
 from pneumonet_core.modelio import ModelMetadata, check_writable_destination, save_model
 from pneumonet_core.preprocessing import check_image_size
 
@@ -49,12 +49,17 @@ class TrainConfig:
         batch_size: Images per batch.
         learning_rate: Adam's (peak) learning rate.
         lr_schedule: "constant" or "cosine" (cosine decay over all epochs).
-        seed: Seed for the split, initial weights, shuffling and augmentation.
+        seed: Seed for the initial weights, shuffling, augmentation and (unless
+            `split_seed` is set) the validation split.
+        split_seed: Seed of the patient-grouped validation split (default: `seed`); fix it to
+            compare or ensemble runs of several seeds on one validation split.
         val_fraction: Share of `train/` patients held out for validation.
         augmentation: Training-time augmentation.
         class_balancing: "weights" (balanced class weights) or "none".
         label_smoothing: Binary cross-entropy label smoothing in [0, 0.5).
         dropout_rate: Dropout before the output (default: the architecture's own).
+        input_normalization: "none" or "equalize" (per-image histogram equalisation inside
+            the model).
         monitor: "val_auc" or "val_loss": which epoch is kept as best.
         early_stopping_patience: Stop after this many epochs without improvement (0: never).
         threshold_policy: "youden", "sensitivity:X" (highest threshold with sensitivity >= X)
@@ -75,11 +80,13 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"
     seed: int = 42
+    split_seed: int | None = None
     val_fraction: float = 0.2
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     class_balancing: str = "weights"
     label_smoothing: float = 0.0
     dropout_rate: float | None = None
+    input_normalization: str = "none"
     monitor: str = "val_auc"
     early_stopping_patience: int = 0
     threshold_policy: str = "youden"
@@ -111,6 +118,11 @@ class TrainConfig:
             (self.early_stopping_patience >= 0, "early_stopping_patience", "0 or more"),
             (self.on_error in ("skip", "raise"), "on_error", "'skip' or 'raise'"),
             (self.distribute in STRATEGIES, "distribute", f"one of {STRATEGIES}"),
+            (
+                self.input_normalization in INPUT_NORMALIZATIONS,
+                "input_normalization",
+                f"one of {INPUT_NORMALIZATIONS}",
+            ),
             (0.0 < self.val_fraction <= 0.5, "val_fraction", "in (0, 0.5]"),
             (
                 self.dropout_rate is None or 0.0 <= self.dropout_rate < 1.0,
@@ -132,6 +144,9 @@ class TrainConfig:
             check_image_size(self.image_size)
         if self.out is not None and not str(self.out).endswith(".keras"):
             raise ValueError(f"out must be a .keras file, got {self.out!r}")
+
+    def resolved_split_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
     def resolved_image_size(self) -> int:
         if self.image_size is None:
@@ -210,7 +225,7 @@ def prepare_data(train_config: TrainConfig) -> PreparedData:
     train_frame, val_frame = training_split(
         train_config.data_dir or paths.data_root(),
         val_fraction=train_config.val_fraction,
-        seed=train_config.seed,
+        seed=train_config.resolved_split_seed(),
         subset_per_class=train_config.subset_per_class,
     )
     fingerprint = data_fingerprint(pd.concat([train_frame["path"], val_frame["path"]]))
@@ -297,6 +312,7 @@ def train(
             train_config.architecture,
             train_config.resolved_image_size(),
             train_config.dropout_rate,
+            train_config.input_normalization,
         )
         _compile(model, train_config, steps_per_epoch=len(train_dataset))
 

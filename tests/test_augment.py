@@ -24,6 +24,11 @@ def asymmetric_batch(n: int = 4, size: int = 32) -> np.ndarray:
         ("zoom", -0.1),
         ("translation", 1.0),
         ("contrast", 2.0),
+        ("brightness", 1.0),
+        ("gamma", -0.1),
+        ("blur", 1.5),
+        ("noise", 0.5),
+        ("downscale", 0.05),
     ],
 )
 def test_out_of_range_settings_raise_naming_the_field_and_value(field, value):
@@ -84,3 +89,26 @@ def test_flip_only_augmentation_gives_the_image_or_its_mirror():
     flipped = [np.allclose(o, m) for o, m in zip(out, mirrored, strict=True)]
     assert all(s or f for s, f in zip(same, flipped, strict=True))
     assert any(flipped)
+
+
+def test_photometric_augmentation_changes_exposure_and_stays_in_unit_range():
+    config = AugmentationConfig(
+        horizontal_flip=False,
+        rotation_degrees=0,
+        zoom=0,
+        translation=0,
+        contrast=0,
+        brightness=0.15,
+        gamma=0.4,
+        blur=1.0,
+        noise=0.02,
+        downscale=0.5,
+    )
+    layer_names = [layer.name for layer in build_augmentation(config, seed=0).layers]
+    assert len(layer_names) == 6  # brightness, gamma, resolution, blur, noise, clip
+    images = np.repeat(asymmetric_batch(1), 16, axis=0)
+    augmented = np.asarray(build_augmentation(config, seed=0)(images, training=True))
+    assert augmented.shape == images.shape
+    assert augmented.min() >= 0.0 and augmented.max() <= 1.0
+    means = augmented.mean(axis=(1, 2, 3))
+    assert means.std() > 0.01  # each image got its own exposure

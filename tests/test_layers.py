@@ -101,3 +101,61 @@ def test_config_round_trips():
     restored = RandomAffine.from_config(layer.get_config())
     assert (restored.rotation_degrees, restored.zoom, restored.translation) == (5.0, 0.2, 0.1)
     assert restored.fill_mode == "reflect" and restored.seed == 3
+
+
+def test_histogram_equalization_undoes_exposure_changes():
+    from pneumonet_core.layers import HistogramEqualization
+
+    generator = np.random.default_rng(0)
+    levels = generator.integers(0, 256, size=(1, 32, 32, 1)).astype(np.float32) / 255.0
+    equalize = HistogramEqualization()
+    reference = np.asarray(equalize(levels))
+    # A monotonic exposure change keeps each pixel's rank: same output up to grey-level ties.
+    darker = np.round((levels**2.0) * 255.0) / 255.0
+    changed = np.asarray(equalize(darker))
+    assert np.corrcoef(reference.ravel(), changed.ravel())[0, 1] > 0.99
+    assert reference.min() == 0.0 and reference.max() == 1.0
+    # The output's histogram is flat: each quarter of the range holds about a quarter.
+    quarters = np.histogram(reference, bins=4, range=(0, 1))[0] / reference.size
+    np.testing.assert_allclose(quarters, 0.25, atol=0.03)
+
+
+def test_histogram_equalization_of_a_flat_image_is_finite():
+    from pneumonet_core.layers import HistogramEqualization
+
+    flat = np.full((2, 8, 8, 1), 0.4, dtype=np.float32)
+    output = np.asarray(HistogramEqualization()(flat))
+    assert np.isfinite(output).all() and output.min() >= 0 and output.max() <= 1
+
+
+def test_histogram_equalization_rejects_bad_bins():
+    from pneumonet_core.layers import HistogramEqualization
+
+    with pytest.raises(ValueError, match="bins"):
+        HistogramEqualization(bins=1)
+
+
+def test_random_gamma_draws_within_its_range_and_is_identity_at_inference():
+    from pneumonet_core.layers import RandomGamma
+
+    image = np.full((64, 4, 4, 1), 0.5, dtype=np.float32)
+    layer = RandomGamma(0.4, seed=1)
+    np.testing.assert_allclose(np.asarray(layer(image, training=False)), image)
+    values = np.asarray(layer(image, training=True))[:, 0, 0, 0]
+    low, high = 0.5 ** math.exp(0.4), 0.5 ** math.exp(-0.4)
+    assert values.min() >= low - 1e-5 and values.max() <= high + 1e-5
+    assert values.std() > 0.02  # it does change the images
+
+
+def test_random_resolution_blurs_fine_detail_and_keeps_shape():
+    from pneumonet_core.layers import RandomResolution
+
+    stripes = np.zeros((4, 32, 32, 1), dtype=np.float32)
+    stripes[:, :, ::2, :] = 1.0
+    layer = RandomResolution(0.5, seed=3)
+    output = np.asarray(layer(stripes, training=True))
+    assert output.shape == stripes.shape
+    assert np.abs(output - stripes).mean() > 0.1  # alternating columns were averaged away
+    np.testing.assert_allclose(np.asarray(layer(stripes, training=False)), stripes)
+    with pytest.raises(ValueError, match="min_scale"):
+        RandomResolution(0.0)
