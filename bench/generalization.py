@@ -72,6 +72,15 @@ RECIPES = {
             "augmentation": {**PHOTOMETRIC, "zoom": 0.25, "translation": 0.1},
         },
     },
+    "equalize+photometric+lungfocus": {
+        "about": "equalize + photometric + everything outside the lung box hidden inside the "
+        "model (lung-focused input)",
+        "settings": {
+            "input_normalization": "equalize",
+            "augmentation": PHOTOMETRIC,
+            "lung_focus": 1.0,
+        },
+    },
     "equalize+photometric+smoothing": {
         "about": "equalize + photometric + label smoothing 0.1",
         "settings": {

@@ -205,6 +205,55 @@ def cmd_predict(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_shortcuts(args) -> int:
+    from pneumonet_core import shortcuts
+    from pneumonet_core.data import DatasetError, load_images, scan_dataset
+    from pneumonet_core.modelio import load_model
+
+    folder = Path(args.dir) if args.dir else _default_evaluation_folder()
+    frame = scan_dataset(folder).frame
+    if frame.empty:
+        raise DatasetError(f"{folder} holds no images in NORMAL/ and PNEUMONIA/")
+    model_path = Path(args.model) if args.model else config.active_model_path()
+    model, metadata = load_model(model_path)
+    loaded = load_images(frame["path"], metadata.image_size, on_error="skip")
+    labels = frame["label_index"].to_numpy()[loaded.kept]
+    result = shortcuts.audit(model, loaded.images, labels, with_gradcam=not args.no_gradcam)
+    result["unreadable"] = [reason for _, reason in loaded.errors]
+    if args.json:
+        print(json.dumps(_json_safe(result)))
+    else:
+        _print_shortcuts(folder, model_path, result)
+    return 0
+
+
+def _print_shortcuts(folder: Path, model_path: Path, result: dict) -> None:
+    from pneumonet_core.shortcuts import TARGETS as targets
+
+    met = result["meets_targets"]
+    print(f"Shortcut audit of {model_path} on {result['n']} images in {folder}")
+    print(f"lung region: {result['region']}")
+    print(f"ROC-AUC, whole image          {result['original_auc']:.3f}")
+    print(
+        f"ROC-AUC, lungs hidden         {result['lungs_hidden_auc']:.3f}   "
+        f"(target <= {targets['lungs_hidden_auc_max']}: "
+        f"{'met' if met['lungs_hidden_auc'] else 'NOT met'})"
+    )
+    print(
+        f"ROC-AUC, outside lungs hidden {result['outside_hidden_auc']:.3f}   "
+        f"(target: within {targets['outside_hidden_auc_max_drop']} of the whole image: "
+        f"{'met' if met['outside_hidden_auc'] else 'NOT met'})"
+    )
+    share = result["gradcam_lung_share"]
+    if math.isfinite(share):
+        print(
+            f"Grad-CAM mass inside the lungs {share:.1%}   "
+            f"(the region covers {result['region_share']:.1%} of the image)"
+        )
+    for error in result["unreadable"]:
+        print(f"skipped unreadable image: {error}", file=sys.stderr)
+
+
 def cmd_ood_fit(args) -> int:
     from pneumonet_core.ood import DEFAULT_MAX_IMAGES, DEFAULT_PERCENTILE, fit_ood_for_model
 
@@ -281,7 +330,25 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(handler=cmd_predict)
     _add_ood_parser(commands)
+    _add_shortcuts_parser(commands)
     return parser
+
+
+def _add_shortcuts_parser(commands) -> None:
+    audit = commands.add_parser(
+        "shortcuts",
+        help="shortcut audit: ROC-AUC with the lungs hidden, with the outside hidden, and "
+        "the share of Grad-CAM inside the lungs",
+    )
+    audit.add_argument(
+        "dir",
+        nargs="?",
+        help="folder holding NORMAL/ and PNEUMONIA/ (default: test/ or val/ of $PNEUMONET_DATA)",
+    )
+    audit.add_argument("--model", help="a .keras model (default: the active model)")
+    audit.add_argument("--json", action="store_true", help="print one JSON object")
+    audit.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM share")
+    audit.set_defaults(handler=cmd_shortcuts)
 
 
 def _add_train_parser(commands) -> None:

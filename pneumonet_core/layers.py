@@ -225,3 +225,43 @@ class RandomResolution(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "min_scale": self.min_scale, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="pneumonet")
+class LungFocus(keras.layers.Layer):
+    """Damps everything outside the lung region (`lungs.lung_region`) towards the image mean.
+
+    Part of the model, so training and inference see the same input; `strength` 1 hides the
+    outside completely (like cropping to the lung box), 0 leaves the image as it is.
+
+    Input and output: float batches (batch, size, size, 1), values in [0, 1].
+
+    Args:
+        strength: How much of the outside's contrast is removed, in [0, 1].
+    """
+
+    def __init__(self, strength: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength!r}")
+        self.strength = float(strength)
+
+    def build(self, input_shape):
+        from pneumonet_core.lungs import lung_region
+
+        if input_shape[1] != input_shape[2]:
+            raise ValueError(f"LungFocus needs square images, got {input_shape}")
+        outside = ~lung_region(int(input_shape[1]))
+        self.keep = ops.convert_to_tensor(
+            (1.0 - self.strength * outside)[None, :, :, None].astype("float32")
+        )
+
+    def call(self, images):
+        means = ops.mean(images, axis=(1, 2, 3), keepdims=True)
+        return means + (images - means) * self.keep
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "strength": self.strength}

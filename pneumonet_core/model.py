@@ -13,24 +13,34 @@ GRADCAM_LAYER = "last_conv"
 INPUT_NORMALIZATIONS = ("none", "equalize")
 
 
-def _normalize_input(inputs, input_normalization: str):
-    """The model's first step: "none" keeps the [0, 1] image, "equalize" equalises its histogram."""
-    if input_normalization == "none":
-        return inputs
-    from pneumonet_core.layers import HistogramEqualization
+def _normalize_input(inputs, input_normalization: str, lung_focus: float = 0.0):
+    """The model's first steps, travelling with the model file.
 
-    return HistogramEqualization(name="equalize")(inputs)
+    "none" keeps the [0, 1] image, "equalize" equalises its histogram; `lung_focus` > 0 then
+    damps everything outside the lung region towards the image mean (1: hides it).
+    """
+    from pneumonet_core.layers import HistogramEqualization, LungFocus
+
+    x = inputs
+    if input_normalization == "equalize":
+        x = HistogramEqualization(name="equalize")(x)
+    if lung_focus:
+        x = LungFocus(lung_focus, name="lung_focus")(x)
+    return x
 
 
 def build_seed_model(
-    image_size: int = 150, dropout_rate: float = 0.5, input_normalization: str = "none"
+    image_size: int = 150,
+    dropout_rate: float = 0.5,
+    input_normalization: str = "none",
+    lung_focus: float = 0.0,
 ):
     """The original PneumoNet CNN: three conv + max-pool blocks, dense 128, sigmoid."""
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=(image_size, image_size, 1), name="image")
-    x = _normalize_input(inputs, input_normalization)
+    x = _normalize_input(inputs, input_normalization, lung_focus)
     for block, filters in enumerate((32, 64, 128), start=1):
         name = GRADCAM_LAYER if block == 3 else f"conv{block}"
         x = layers.Conv2D(filters, 3, activation="relu", name=name)(x)
@@ -61,6 +71,7 @@ def build_pneumonet_model(
     image_size: int = 192,
     dropout_rate: float = 0.3,
     input_normalization: str = "none",
+    lung_focus: float = 0.0,
     widths: tuple[int, ...] = (32, 64, 128, 256),
 ):
     """PneumoNet's improved CNN: a small residual separable-convolution network.
@@ -72,7 +83,7 @@ def build_pneumonet_model(
     from keras import layers
 
     inputs = keras.Input(shape=(image_size, image_size, 1), name="image")
-    x = _normalize_input(inputs, input_normalization)
+    x = _normalize_input(inputs, input_normalization, lung_focus)
     x = layers.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.Activation("relu", name="stem_relu")(x)
@@ -113,6 +124,7 @@ def build_model(
     image_size: int | None = None,
     dropout_rate: float | None = None,
     input_normalization: str = "none",
+    lung_focus: float = 0.0,
 ):
     """Build an untrained model by architecture name.
 
@@ -136,8 +148,11 @@ def build_model(
             f"input_normalization must be one of {INPUT_NORMALIZATIONS}, "
             f"got {input_normalization!r}"
         )
+    if not 0.0 <= lung_focus <= 1.0:
+        raise ValueError(f"lung_focus must be in [0, 1], got {lung_focus!r}")
     return spec["builder"](
         image_size=image_size,
         dropout_rate=dropout_rate,
         input_normalization=input_normalization,
+        lung_focus=lung_focus,
     )

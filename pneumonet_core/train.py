@@ -60,6 +60,8 @@ class TrainConfig:
         dropout_rate: Dropout before the output (default: the architecture's own).
         input_normalization: "none" or "equalize" (per-image histogram equalisation inside
             the model).
+        lung_focus: Damping of the image outside the lung region inside the model, in [0, 1]
+            (0: off, 1: the outside is hidden).
         monitor: "val_auc" or "val_loss": which epoch is kept as best.
         early_stopping_patience: Stop after this many epochs without improvement (0: never).
         threshold_policy: "youden", "sensitivity:X" (highest threshold with sensitivity >= X)
@@ -87,6 +89,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     dropout_rate: float | None = None
     input_normalization: str = "none"
+    lung_focus: float = 0.0
     monitor: str = "val_auc"
     early_stopping_patience: int = 0
     threshold_policy: str = "youden"
@@ -118,6 +121,7 @@ class TrainConfig:
             (self.early_stopping_patience >= 0, "early_stopping_patience", "0 or more"),
             (self.on_error in ("skip", "raise"), "on_error", "'skip' or 'raise'"),
             (self.distribute in STRATEGIES, "distribute", f"one of {STRATEGIES}"),
+            (0.0 <= self.lung_focus <= 1.0, "lung_focus", "in [0, 1]"),
             (
                 self.input_normalization in INPUT_NORMALIZATIONS,
                 "input_normalization",
@@ -313,6 +317,7 @@ def train(
             train_config.resolved_image_size(),
             train_config.dropout_rate,
             train_config.input_normalization,
+            train_config.lung_focus,
         )
         _compile(model, train_config, steps_per_epoch=len(train_dataset))
 

@@ -234,3 +234,30 @@ def test_installed_pneumonet_command_runs(synthetic_data):
     assert "usage: pneumonet" in help_text
     for command in ("data", "train", "evaluate", "predict"):
         assert command in help_text
+
+
+def test_shortcuts_json_reports_the_three_figures(trained_model_path, synthetic_data, capsys):
+    folder = synthetic_data / "val"
+    code = main(["shortcuts", str(folder), "--model", str(trained_model_path), "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 8
+    for key in ("original_auc", "lungs_hidden_auc", "outside_hidden_auc"):
+        assert 0.0 <= result[key] <= 1.0
+    assert 0.0 <= result["gradcam_lung_share"] <= 1.0
+    assert set(result["meets_targets"]) == {"lungs_hidden_auc", "outside_hidden_auc"}
+
+
+def test_shortcuts_text_output_names_targets(trained_model_path, synthetic_data, capsys):
+    folder = synthetic_data / "val"
+    assert main(["shortcuts", str(folder), "--model", str(trained_model_path), "--no-gradcam"]) == 0
+    out = capsys.readouterr().out
+    assert "lungs hidden" in out and "target <= 0.65" in out
+    assert "Grad-CAM" not in out
+
+
+def test_shortcuts_on_a_folder_without_images_exits_2(tmp_path, capsys):
+    (tmp_path / "NORMAL").mkdir()
+    (tmp_path / "PNEUMONIA").mkdir()
+    assert main(["shortcuts", str(tmp_path)]) == EXIT_ERROR
+    assert "holds no images" in capsys.readouterr().err

@@ -159,3 +159,33 @@ def test_random_resolution_blurs_fine_detail_and_keeps_shape():
     np.testing.assert_allclose(np.asarray(layer(stripes, training=False)), stripes)
     with pytest.raises(ValueError, match="min_scale"):
         RandomResolution(0.0)
+
+
+def test_lung_focus_hides_the_outside_and_keeps_the_lungs():
+    from pneumonet_core.layers import LungFocus
+    from pneumonet_core.lungs import lung_region
+
+    image = np.random.default_rng(0).random((2, 20, 20, 1), dtype=np.float32)
+    region = lung_region(20)
+    focused = np.asarray(LungFocus(1.0)(image))
+    means = image.mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(
+        focused[:, ~region, 0], np.repeat(means[:, None], (~region).sum(), 1), atol=1e-6
+    )
+    np.testing.assert_allclose(focused[:, region], image[:, region], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(LungFocus(0.0)(image)), image, atol=1e-6)
+    with pytest.raises(ValueError, match="strength"):
+        LungFocus(1.5)
+
+
+def test_models_with_input_layers_save_and_load_in_safe_mode(tmp_path):
+    from pneumonet_core.model import build_model
+    from pneumonet_core.modelio import ModelMetadata, load_model, save_model
+
+    model = build_model("pneumonet", 48, input_normalization="equalize", lung_focus=1.0)
+    path = tmp_path / "model.keras"
+    save_model(model, path, ModelMetadata(architecture="pneumonet", image_size=48))
+    loaded, _ = load_model(path)
+    images = np.random.default_rng(1).random((2, 48, 48, 1), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(images)), np.asarray(model(images)), atol=1e-6)
+    assert {"equalize", "lung_focus"} <= {layer.name for layer in loaded.layers}
