@@ -228,7 +228,7 @@ def cmd_shortcuts(args) -> int:
 
 
 def _print_shortcuts(folder: Path, model_path: Path, result: dict) -> None:
-    from pneumonet_core.shortcuts import TARGETS as targets
+    from pneumonet_core.shortcuts import TARGETS
 
     met = result["meets_targets"]
     print(f"Shortcut audit of {model_path} on {result['n']} images in {folder}")
@@ -236,12 +236,12 @@ def _print_shortcuts(folder: Path, model_path: Path, result: dict) -> None:
     print(f"ROC-AUC, whole image          {result['original_auc']:.3f}")
     print(
         f"ROC-AUC, lungs hidden         {result['lungs_hidden_auc']:.3f}   "
-        f"(target <= {targets['lungs_hidden_auc_max']}: "
+        f"(target <= {TARGETS['lungs_hidden_auc_max']}: "
         f"{'met' if met['lungs_hidden_auc'] else 'NOT met'})"
     )
     print(
         f"ROC-AUC, outside lungs hidden {result['outside_hidden_auc']:.3f}   "
-        f"(target: within {targets['outside_hidden_auc_max_drop']} of the whole image: "
+        f"(target: within {TARGETS['outside_hidden_auc_max_drop']} of the whole image: "
         f"{'met' if met['outside_hidden_auc'] else 'NOT met'})"
     )
     share = result["gradcam_lung_share"]
