@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import metrics_with_intervals
 
 from pneumonet_core import config, evaluate
 from pneumonet_core.augment import AugmentationConfig
@@ -88,34 +89,6 @@ def validation_scores(model_path: str, data_dir: Path, seed: int, val_fraction: 
     predictions = predictor.predict(list(val_frame["path"]))
     scores = np.array([p.probability for p in predictions], dtype=np.float64)
     return val_frame["label_index"].to_numpy(), scores, predictor.threshold
-
-
-def metrics_with_intervals(y_true, y_score, threshold: float) -> dict:
-    metrics = evaluate.binary_metrics(y_true, y_score, threshold=threshold)
-    metric_functions = {
-        "accuracy": lambda t, s: evaluate.binary_metrics(t, s, threshold=threshold)["accuracy"],
-        "roc_auc": evaluate.roc_auc,
-        "sensitivity": lambda t, s: evaluate.binary_metrics(t, s, threshold=threshold)[
-            "sensitivity"
-        ],
-        "specificity": lambda t, s: evaluate.binary_metrics(t, s, threshold=threshold)[
-            "specificity"
-        ],
-        "f1": lambda t, s: evaluate.binary_metrics(t, s, threshold=threshold)["f1"],
-    }
-    result = {}
-    for name in CI_METRICS:
-        low, high = evaluate.bootstrap_interval(
-            y_true, y_score, metric_functions[name], n_resamples=1000
-        )
-        result[name] = {"value": metrics[name], "ci_low": low, "ci_high": high}
-    for name in ("pr_auc", "precision", "loss"):
-        result[name] = metrics[name]
-    result["brier"] = evaluate.brier_score(y_true, y_score)
-    result["ece"] = evaluate.expected_calibration_error(y_true, y_score)
-    result["n"] = metrics["n"]
-    result["confusion_matrix"] = metrics["confusion_matrix"]
-    return result
 
 
 def run_recipe(name: str, recipe: dict, data_dir: Path, out: Path) -> dict:

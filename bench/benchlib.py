@@ -268,3 +268,34 @@ def _cli_timings(
         "peak_rss_mb": peak_rss,
         "progress_updates": errors.count("image/s") + errors.count("s/image"),
     }
+
+
+def metrics_with_intervals(y_true, y_score, threshold: float) -> dict:
+    """Headline metrics at a threshold, with 95% bootstrap intervals (1,000 resamples)."""
+    from pneumonet_core import evaluate
+
+    metrics = evaluate.binary_metrics(y_true, y_score, threshold=threshold)
+    metric_functions = {
+        "accuracy": lambda t, s: evaluate.binary_metrics(t, s, threshold=threshold)["accuracy"],
+        "roc_auc": evaluate.roc_auc,
+        "sensitivity": lambda t, s: evaluate.binary_metrics(t, s, threshold=threshold)[
+            "sensitivity"
+        ],
+        "specificity": lambda t, s: evaluate.binary_metrics(t, s, threshold=threshold)[
+            "specificity"
+        ],
+        "f1": lambda t, s: evaluate.binary_metrics(t, s, threshold=threshold)["f1"],
+    }
+    result = {}
+    for name in ("accuracy", "roc_auc", "sensitivity", "specificity", "f1"):
+        low, high = evaluate.bootstrap_interval(
+            y_true, y_score, metric_functions[name], n_resamples=1000
+        )
+        result[name] = {"value": metrics[name], "ci_low": low, "ci_high": high}
+    for name in ("pr_auc", "precision", "loss"):
+        result[name] = metrics[name]
+    result["brier"] = evaluate.brier_score(y_true, y_score)
+    result["ece"] = evaluate.expected_calibration_error(y_true, y_score)
+    result["n"] = metrics["n"]
+    result["confusion_matrix"] = metrics["confusion_matrix"]
+    return result

@@ -51,6 +51,64 @@ def _ood_lines(ood: dict | None) -> list[str]:
     ]
 
 
+def _development_lines(development: dict | None) -> list[str]:
+    """The out-of-distribution (development) figures, shown before the validation ones."""
+    if not development:
+        return [
+            "No figures on images from outside the training set: the validation figures below "
+            "come from the training distribution and overstate accuracy on new images.",
+            "",
+        ]
+    lines = [
+        f"## Metrics {development['label']} (development figures)",
+        "",
+        f"Set: {development['set']}. {development['note']}",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| {key} | {_format_metric(value)} |" for key, value in development["metrics"].items()
+    ]
+    spread = development.get("seed_spread")
+    if spread:
+        seeds = next(iter(spread.values()))["n_seeds"]
+        lines += [
+            "",
+            f"Single members of the same recipe ({seeds} seeds, each at its own validation "
+            "threshold, before calibration), mean ± sd on the same set:",
+            "",
+            "| metric | mean ± sd |",
+            "|---|---|",
+        ]
+        lines += [
+            f"| {key} | {value['mean']:.4f} ± {value['sd']:.4f} |" for key, value in spread.items()
+        ]
+    return [*lines, ""]
+
+
+def _shortcut_lines(audit: dict | None) -> list[str]:
+    if not audit:
+        return []
+    met = audit["meets_targets"]
+    return [
+        "",
+        f"## Shortcut audit (`pneumonet shortcuts`, {audit['n']} images of test/)",
+        "",
+        f"Lung region: {audit['region']}.",
+        "",
+        "| figure | value | target |",
+        "|---|---|---|",
+        f"| ROC-AUC, whole image | {audit['original_auc']:.3f} | |",
+        f"| ROC-AUC, lungs hidden | {audit['lungs_hidden_auc']:.3f} | <= 0.65 "
+        f"({'met' if met['lungs_hidden_auc'] else 'not met'}) |",
+        f"| ROC-AUC, outside the lungs hidden | {audit['outside_hidden_auc']:.3f} | within "
+        f"0.03 of the whole image ({'met' if met['outside_hidden_auc'] else 'not met'}) |",
+        f"| Grad-CAM mass inside the lungs | {audit['gradcam_lung_share']:.1%} | (region: "
+        f"{audit['region_share']:.1%} of the image) |",
+    ]
+
+
 def render_markdown(card: dict) -> str:
     """A Markdown model card from the JSON card."""
     lines = [
@@ -73,15 +131,24 @@ def render_markdown(card: dict) -> str:
         f"- Data: {card['training']['train_images']} training and "
         f"{card['training']['val_images']} validation images from `train/`, split by patient "
         f"(seed {card['training']['seed']})",
+        *(
+            [f"- Ensemble of {card['training']['members']} members (one per seed)"]
+            if card["training"].get("members")
+            else []
+        ),
         f"- Recipe: {card['training']['recipe']}",
         f"- Time: {card['training']['duration_min']:.1f} min on {card['training']['hardware']}",
         "",
-        "## Validation metrics (patient-grouped split of train/)",
+    ]
+    lines += _development_lines(card.get("development"))
+    lines += [
+        "## Validation metrics (patient-grouped split of train/, in distribution)",
         "",
         "| metric | value |",
         "|---|---|",
     ]
     lines += [f"| {key} | {_format_metric(value)} |" for key, value in card["validation"].items()]
+    lines += _shortcut_lines(card.get("shortcut_audit"))
     lines += [
         "",
         "## Operating point",

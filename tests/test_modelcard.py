@@ -77,3 +77,44 @@ def test_read_model_card(tmp_path):
     path = tmp_path / "card.json"
     path.write_text(json.dumps(synthetic_card()))
     assert read_model_card(path)["threshold"] == 0.7731
+
+
+def development_block() -> dict:
+    return {
+        "label": "on images from outside the training set, used for model selection",
+        "set": "test/ (314 images)",
+        "note": "test/ chose the recipe.",
+        "metrics": {"accuracy": {"value": 0.9013, "ci_low": 0.8662, "ci_high": 0.9331}},
+        "seed_spread": {"specificity": {"mean": 0.71, "sd": 0.05, "n_seeds": 3}},
+    }
+
+
+def shortcut_block() -> dict:
+    return {
+        "n": 314,
+        "original_auc": 0.95,
+        "lungs_hidden_auc": 0.62,
+        "outside_hidden_auc": 0.93,
+        "gradcam_lung_share": 0.81,
+        "region_share": 0.53,
+        "region": "fixed lung box",
+        "meets_targets": {"lungs_hidden_auc": True, "outside_hidden_auc": False},
+    }
+
+
+def test_markdown_leads_with_the_development_figures_then_validation():
+    card = synthetic_card(development=development_block(), shortcut_audit=shortcut_block())
+    text = render_markdown(card)
+    development = text.index("used for model selection (development figures)")
+    assert development < text.index("## Validation metrics")
+    assert "| accuracy | 0.9013 (95% CI 0.8662-0.9331) |" in text
+    assert "| specificity | 0.7100 ± 0.0500 |" in text and "3 seeds" in text
+    assert "| ROC-AUC, lungs hidden | 0.620 | <= 0.65 (met) |" in text
+    assert "within 0.03 of the whole image (not met)" in text
+    assert "| Grad-CAM mass inside the lungs | 81.0% |" in text
+
+
+def test_markdown_without_development_figures_warns():
+    text = render_markdown(synthetic_card())
+    assert "No figures on images from outside the training set" in text
+    assert "Shortcut audit" not in text
