@@ -143,25 +143,80 @@ def model_summary_block(summary: services.ModelSummary) -> None:
     columns[0].metric("Input size", f"{summary.image_size} px")
     columns[1].metric("Threshold", f"{summary.threshold:.2f}")
     columns[2].metric("Architecture", summary.architecture)
-    shown = {key: value for key, value in summary.metrics.items() if key in METRIC_LABELS}
-    if not shown:
+    if summary.development_metrics:
+        st.markdown(
+            "**On images from outside the training set, used for model selection** "
+            "(development figures)"
+        )
+        _metric_row(summary.development_metrics, summary.development_intervals, "development")
+        st.caption(summary.development_label)
+    elif summary.metrics:
+        st.warning(
+            "No figures on images from outside the training set: the validation figures "
+            "below come from the training distribution and overstate accuracy on new images.",
+            icon=":material/warning:",
+        )
+    if not _metric_row(summary.metrics, summary.intervals, "validation", header=True):
         st.caption("No validation metrics recorded for this model.")
-        return
-    st.markdown("**Validation metrics**")
-    metric_columns = st.columns(min(len(shown), 6))
-    for index, (key, value) in enumerate(list(shown.items())[:6]):
-        interval = summary.intervals.get(key)
-        help_text = f"95% CI {interval[0]:.3f}–{interval[1]:.3f}" if interval else None
-        metric_columns[index].metric(METRIC_LABELS[key], format_metric(value), help=help_text)
-    intervals = [
-        f"{METRIC_LABELS[key]} {low:.3f}–{high:.3f}"
-        for key, (low, high) in summary.intervals.items()
-        if key in shown
-    ]
-    if intervals:
-        st.caption("95% confidence intervals: " + " · ".join(intervals))
     if summary.operating_point:
         st.caption(f"Operating point: {summary.operating_point}")
+
+
+def _metric_row(
+    metrics: dict[str, float], intervals: dict, kind: str, *, header: bool = False
+) -> bool:
+    """One row of headline metrics with their intervals; False when there is nothing to show."""
+    shown = {key: value for key, value in metrics.items() if key in METRIC_LABELS}
+    if not shown:
+        return False
+    if header:
+        st.markdown("**Validation metrics** (patient-grouped split of the training set)")
+    metric_columns = st.columns(min(len(shown), 6))
+    for index, (key, value) in enumerate(list(shown.items())[:6]):
+        interval = intervals.get(key)
+        help_text = f"95% CI {interval[0]:.3f}–{interval[1]:.3f}" if interval else None
+        metric_columns[index].metric(METRIC_LABELS[key], format_metric(value), help=help_text)
+    shown_intervals = [
+        f"{METRIC_LABELS[key]} {low:.3f}–{high:.3f}"
+        for key, (low, high) in intervals.items()
+        if key in shown
+    ]
+    if shown_intervals:
+        st.caption(f"95% confidence intervals ({kind}): " + " · ".join(shown_intervals))
+    return True
+
+
+def shortcut_block(audit: dict, targets: dict) -> None:
+    """The three shortcut-audit figures against their targets.
+
+    Args:
+        audit: `pneumonet_core.shortcuts.audit`'s result (or the model card's copy).
+        targets: `lungs_hidden_auc_max` and `outside_hidden_auc_max_drop`.
+    """
+    met = audit.get("meets_targets", {})
+    columns = st.columns(4)
+    columns[0].metric("ROC AUC, whole image", format_metric(audit["original_auc"]))
+    columns[1].metric(
+        "ROC AUC, lungs hidden",
+        format_metric(audit["lungs_hidden_auc"]),
+        help=f"Target: at most {targets['lungs_hidden_auc_max']}",
+    )
+    columns[2].metric(
+        "ROC AUC, outside hidden",
+        format_metric(audit["outside_hidden_auc"]),
+        help=f"Target: within {targets['outside_hidden_auc_max_drop']} of the whole image",
+    )
+    share = audit.get("gradcam_lung_share")
+    columns[3].metric(
+        "Grad-CAM in the lungs",
+        f"{share:.0%}" if isinstance(share, float) and share == share else "n/a",
+        help=f"The lung region covers {audit.get('region_share', 0):.0%} of the image",
+    )
+    verdicts = [
+        f"lungs hidden: {'met' if met.get('lungs_hidden_auc') else 'not met'}",
+        f"outside hidden: {'met' if met.get('outside_hidden_auc') else 'not met'}",
+    ]
+    st.caption(f"{audit.get('n', '?')} images · targets " + " · ".join(verdicts))
 
 
 def dataset_block(dataset: services.DatasetSummary) -> None:

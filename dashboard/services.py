@@ -114,6 +114,11 @@ class ModelSummary:
         details: Other metadata fields worth showing.
         has_ood_guard: Whether the file carries the feature statistics that flag images unlike
             its training X-rays (without them only the simple checks run).
+        development_metrics: Metrics on images from outside the training set (the model
+            card's development figures), possibly empty.
+        development_intervals: Their 95% confidence intervals.
+        development_label: What those images are, as the card words it.
+        shortcut_audit: The card's shortcut audit (`pneumonet_core.shortcuts.audit`), or {}.
     """
 
     path: str
@@ -129,6 +134,10 @@ class ModelSummary:
     operating_point: str
     details: dict[str, Any]
     has_ood_guard: bool = False
+    development_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    development_intervals: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    development_label: str = ""
+    shortcut_audit: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def active_model_path() -> Path:
@@ -206,6 +215,8 @@ def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelS
     metrics, intervals = _card_metrics(card)
     if not metrics:
         metrics, intervals = _card_metrics({"metrics": metadata.get("metrics")})
+    development = card.get("development") if isinstance(card.get("development"), dict) else {}
+    development_metrics, development_intervals = _metric_values(development.get("metrics"))
     shown = ("architecture", "image_size", "threshold", "created_at", "metrics", "class_names")
     details = {key: value for key, value in metadata.items() if key not in shown}
     return ModelSummary(
@@ -222,6 +233,12 @@ def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelS
         operating_point=str(card.get("operating_point", "")),
         details=details,
         has_ood_guard=modelio.read_model_entry(path, OOD_ENTRY) is not None,
+        development_metrics=development_metrics,
+        development_intervals=development_intervals,
+        development_label=" ".join(
+            str(development.get(key, "")) for key in ("label", "set")
+        ).strip(),
+        shortcut_audit=dict(card.get("shortcut_audit") or {}),
     )
 
 
@@ -1090,6 +1107,41 @@ def model_scores(
         model_path, file_signature(model_path), evaluation.paths, evaluation.labels
     )
     return dataclasses.replace(scores, name=name) if name else scores
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _shortcut_audit_cached(
+    model_path: str, signature: str, paths: tuple[str, ...], labels: tuple[int, ...]
+) -> dict[str, Any]:
+    from pneumonet_core import data, shortcuts
+
+    predictor = _load_model_cached(model_path, signature)
+    loaded = data.load_images(list(paths), predictor.image_size, on_error="skip")
+    kept_labels = np.asarray(labels, dtype=int)[np.asarray(loaded.kept, dtype=bool)]
+    return shortcuts.audit(predictor.model, loaded.images, kept_labels)
+
+
+def shortcut_audit(model_path: str, evaluation: EvaluationSet) -> dict[str, Any]:
+    """The shortcut audit of a model on a labelled set (cached per model file version).
+
+    Returns:
+        `pneumonet_core.shortcuts.audit`'s figures: ROC-AUC with the lungs hidden, with the
+        outside hidden, and the Grad-CAM share inside the lungs.
+
+    Raises:
+        ValueError: The set lacks one of the classes.
+    """
+    load_predictor(model_path)
+    return _shortcut_audit_cached(
+        model_path, file_signature(model_path), evaluation.paths, evaluation.labels
+    )
+
+
+def shortcut_targets() -> dict[str, float]:
+    """The audit's targets (lungs-hidden AUC at most, outside-hidden largest drop)."""
+    from pneumonet_core.shortcuts import TARGETS
+
+    return dict(TARGETS)
 
 
 def short_model_name(label: str) -> str:

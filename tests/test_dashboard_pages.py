@@ -326,6 +326,18 @@ def test_normalised_matrix_shows_fractions(dashboard_env, synthetic_folder):
     np.testing.assert_allclose(fractions.sum(axis=1), 1.0)
 
 
+def test_evaluate_runs_the_shortcut_audit_on_request(dashboard_env, synthetic_folder):
+    app = _evaluate_on_folder(synthetic_folder)
+    assert "ROC AUC, lungs hidden" not in {m.label for m in app.metric}
+    app.toggle(key="shortcuts").set_value(True).run()
+    assert not app.exception, app.exception
+    figures = {m.label: m.value for m in app.metric}
+    for label in ("ROC AUC, whole image", "ROC AUC, lungs hidden", "ROC AUC, outside hidden"):
+        assert 0.0 <= float(figures[label]) <= 1.0
+    assert figures["Grad-CAM in the lungs"].endswith("%")
+    assert "12 images · targets lungs hidden:" in texts(app)
+
+
 def test_evaluate_reports_an_unusable_folder(dashboard_env, tmp_path):
     app = _evaluate_on_folder(tmp_path / "nowhere")
     assert app.error and "Could not" in app.error[0].value
@@ -478,6 +490,49 @@ def test_home_reads_the_model_card(dashboard_env, monkeypatch, tiny_model, tmp_p
     assert "pneumonet-card-test" in page_text
     assert "ROC AUC 0.950–0.980" in page_text
     assert "Only tested on the card's data." in page_text
+
+
+def test_home_leads_with_the_out_of_distribution_figures(
+    dashboard_env, monkeypatch, tiny_model, tmp_path
+):
+    import shutil
+
+    model = tmp_path / "carded" / "pneumonet.keras"
+    model.parent.mkdir()
+    shutil.copyfile(tiny_model, model)
+    card = {
+        "name": "pneumonet-ood-card",
+        "development": {
+            "label": "on images from outside the training set, used for model selection",
+            "set": "test/ (314 images)",
+            "metrics": {"accuracy": {"value": 0.901, "ci_low": 0.87, "ci_high": 0.93}},
+        },
+        "validation": {"accuracy": {"value": 0.982, "ci_low": 0.973, "ci_high": 0.989}},
+    }
+    (model.parent / "model_card.json").write_text(json.dumps(card))
+    monkeypatch.setenv("PNEUMONET_MODEL", str(model))
+    app = open_page()
+    assert not app.exception
+    accuracies = [metric.value for metric in app.metric if metric.label == "Accuracy"]
+    assert accuracies == ["0.901", "0.982"]  # the outside figure first, validation beside it
+    page_text = texts(app)
+    assert page_text.index("outside the training set") < page_text.index("Validation metrics")
+    assert "test/ (314 images)" in page_text
+
+
+def test_home_warns_when_a_model_has_only_validation_figures(
+    dashboard_env, monkeypatch, tiny_model, tmp_path
+):
+    import shutil
+
+    model = tmp_path / "carded" / "pneumonet.keras"
+    model.parent.mkdir()
+    shutil.copyfile(tiny_model, model)
+    card = {"validation": {"accuracy": {"value": 0.982, "ci_low": 0.973, "ci_high": 0.989}}}
+    (model.parent / "model_card.json").write_text(json.dumps(card))
+    monkeypatch.setenv("PNEUMONET_MODEL", str(model))
+    app = open_page()
+    assert any("overstate accuracy on new images" in w.value for w in app.warning)
 
 
 def test_a_corrupt_model_is_an_error_message_not_a_traceback(dashboard_env, monkeypatch, tmp_path):

@@ -182,6 +182,23 @@ def comparison(
     )
 
 
+def shortcut_section(model_path: str, evaluation: services.EvaluationSet) -> None:
+    """The shortcut audit: the card's figures, and a run on the chosen images on request."""
+    st.caption(
+        "Does the model read the lungs? ROC-AUC with the lung region hidden should fall "
+        "towards 0.5; with everything outside it hidden it should stay close to the whole "
+        "image's. Lung region: a fixed box, rows 15–85% and columns 12–88% of the image."
+    )
+    summary = services.model_summary(model_path)
+    if summary is not None and summary.shortcut_audit:
+        st.markdown(f"From the model card ({summary.shortcut_audit.get('n', '?')} test/ images):")
+        layout.shortcut_block(summary.shortcut_audit, services.shortcut_targets())
+    if st.toggle("Run the audit on these images (one Grad-CAM per image)", key="shortcuts"):
+        with st.spinner("Hiding regions and explaining every image…"):
+            audit = services.shortcut_audit(model_path, evaluation)
+        layout.shortcut_block(audit, services.shortcut_targets())
+
+
 models = {}
 with layout.guard("list the models"):
     models = services.evaluation_models()
@@ -241,6 +258,10 @@ distribution = charts.score_distribution(scores.labels, scores.scores, threshold
 left, right = st.columns(2)
 left.plotly_chart(calibration, config=charts.PLOTLY_CONFIG, width="stretch", key="calibration")
 right.plotly_chart(distribution, config=charts.PLOTLY_CONFIG, width="stretch", key="distribution")
+
+st.header("Shortcut audit")
+with layout.guard("audit the model for shortcuts"):
+    shortcut_section(model_path, evaluation)
 
 st.header("Misclassified images")
 gallery_images = []
