@@ -261,3 +261,27 @@ def test_shortcuts_on_a_folder_without_images_exits_2(tmp_path, capsys):
     (tmp_path / "PNEUMONIA").mkdir()
     assert main(["shortcuts", str(tmp_path)]) == EXIT_ERROR
     assert "holds no images" in capsys.readouterr().err
+
+
+def test_train_parser_defaults_are_the_train_config_defaults():
+    from pneumonet_core.augment import AugmentationConfig
+    from pneumonet_core.cli import AUGMENTATION_OPTIONS, build_parser
+    from pneumonet_core.train import TrainConfig
+
+    args = build_parser().parse_args(["train"])
+    defaults, augmentation = TrainConfig(), AugmentationConfig()
+    pairs = {
+        "arch": "architecture",
+        "epochs": "epochs",
+        "image_size": "image_size",
+        "learning_rate": "learning_rate",
+        "lr_schedule": "lr_schedule",
+        "input_normalization": "input_normalization",
+        "lung_focus": "lung_focus",
+        "label_smoothing": "label_smoothing",
+        "threshold_policy": "threshold_policy",
+    }
+    for option, field in pairs.items():
+        assert getattr(args, option) == getattr(defaults, field), option
+    for name in AUGMENTATION_OPTIONS:
+        assert getattr(args, f"augment_{name}") == getattr(augmentation, name), name
