@@ -265,6 +265,26 @@ def score_recipe(name: str, seeds: list[int], epochs: int | None, sets: Evaluati
     }
 
 
+def score_reference(model_path: Path) -> dict:
+    """Figures of one existing model on the same sets (its own stored threshold is ignored)."""
+    from pneumonet_core import shortcuts
+    from pneumonet_core.modelio import load_model
+
+    model, metadata = load_model(model_path)
+    data = EvaluationSets().get(metadata.image_size)
+    labels = {part: data[part][1] for part in data}
+    scored = {
+        "probabilities": {
+            part: shortcuts.model_scores(model, images).tolist()
+            for part, (images, _) in data.items()
+        }
+    }
+    figures = member_figures(scored, labels)
+    figures["shortcuts"] = shortcuts.audit(model, *data["test"])
+    figures["image_size"] = metadata.image_size
+    return figures
+
+
 def results_path() -> Path:
     return benchlib.RESULTS_DIR / f"{RESULTS_NAME}.json"
 
@@ -281,8 +301,20 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe's")
     parser.add_argument("--train-only", action="store_true", help="train, do not score")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/RECIPES.md")
+    parser.add_argument(
+        "--reference",
+        nargs=2,
+        metavar=("LABEL", "MODEL"),
+        help="score an existing model (one run) as a reference row, e.g. a shipped model",
+    )
     args = parser.parse_args()
     results = load_results()
+    if args.reference:
+        label, model_path = args.reference
+        results.setdefault("references", {})[label] = score_reference(Path(model_path))
+        benchlib.write_result(RESULTS_NAME, results)
+        write_table(results)
+        return 0
     if not args.report:
         sets = EvaluationSets()
         for name in args.recipes:

@@ -42,6 +42,25 @@ def render_recipes_table(results: dict) -> str:
             f"{_cell(shortcut, 'outside_hidden_auc', False)} | "
             f"{_cell(shortcut, 'gradcam_lung_share')} |"
         )
+    references = results.get("references", {})
+    if references:
+        lines += [
+            "",
+            "## Reference models (one run each, same sets and evaluation)",
+            "",
+            "| model | val acc | test/ acc | test/ AUC | test/ sens | test/ spec | test/ ECE | "
+            "lungs-hidden AUC | outside-hidden AUC | Grad-CAM in lungs |",
+            "|" + "---|" * 10,
+        ]
+        for label, reference in references.items():
+            val, test, audit = reference["validation"], reference["test"], reference["shortcuts"]
+            lines.append(
+                f"| {label} | {val['accuracy'] * 100:.1f} | {test['accuracy'] * 100:.1f} | "
+                f"{test['roc_auc']:.3f} | {test['sensitivity'] * 100:.1f} | "
+                f"{test['specificity'] * 100:.1f} | {test['ece']:.3f} | "
+                f"{audit['lungs_hidden_auc']:.3f} | {audit['outside_hidden_auc']:.3f} | "
+                f"{audit['gradcam_lung_share'] * 100:.1f} |"
+            )
     lines += ["", "## Ensembles of the seeds (mean probability), on test/", ""]
     lines += [
         "| recipe | test/ acc | test/ AUC | test/ sens | test/ spec | test/ ECE | "

@@ -330,7 +330,7 @@ def scan_dataset(root: str) -> DatasetSummary:
 
 IMAGE_SIZES = [64, 96, 128, 150, 192, 224, 256]
 BATCH_SIZES = [8, 16, 32, 64]
-LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3]
+LEARNING_RATES = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,7 +56,9 @@ def settings_form(data_dir: str, defaults: dict, job_active: bool) -> dict | Non
         image_size = third.selectbox(
             "Image size (px)",
             services.IMAGE_SIZES,
-            index=services.IMAGE_SIZES.index(services.default_image_size(defaults["architecture"])),
+            index=services.IMAGE_SIZES.index(
+                int(defaults["image_size"] or services.default_image_size(defaults["architecture"]))
+            ),
             key="train_image_size",
         )
         batch_size = first.selectbox(
@@ -78,7 +80,8 @@ def settings_form(data_dir: str, defaults: dict, job_active: bool) -> dict | Non
             + ", ".join(f"{name} {services.default_image_size(name)} px" for name in architectures)
         )
         augmentation = st.toggle(
-            "Augmentation (flips, small rotations, zoom, shifts, contrast)",
+            "Augmentation (flips, small rotations, zoom, shifts, contrast, exposure and "
+            "quality changes)",
             value=bool(defaults["augmentation"]["enabled"]),
             key="train_augmentation",
         )

@@ -3,8 +3,9 @@
 The server runs `streamlit run dashboard/Home.py` in a subprocess with `PNEUMONET_HOME` in a
 temporary folder, so the tests never touch the real run store, and `PNEUMONET_MODEL` pointing at
 the shipped model (a tiny untrained one while none is shipped), so the screenshots show what a
-user sees. Chromium is Debian's (`/usr/bin/chromium`); Playwright never downloads a
-browser.
+user sees. Chromium is Debian's (`/usr/bin/chromium`, or `PNEUMONET_CHROMIUM`); Playwright
+never downloads a browser. A missing browser or Playwright fails the tests instead of skipping
+them, so a CI run cannot pass without them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from dashboard_fixtures import (  # noqa: E402
     build_tiny_model,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
+# The one setting that finds the browser; `./run test` installs Debian's package there.
+CHROMIUM = Path(os.environ.get("PNEUMONET_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -103,7 +105,10 @@ def server_environment(e2e_home: Path, e2e_model: Path) -> dict[str, str]:
 def dashboard_server(server_environment: dict[str, str], e2e_home: Path) -> Iterator[dict]:
     """Start the dashboard; yields `{"url", "ready_after_s"}`; stops it (and any job) after."""
     if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install it (apt-get install -y chromium; "
+            "`./run test` does) or point PNEUMONET_CHROMIUM at it"
+        )
     port = _free_port()
     url = f"http://localhost:{port}"
     log = open(e2e_home / "server.log", "w")  # noqa: SIM115  (closed below)
@@ -162,7 +167,10 @@ def _stop_training_job(environment: dict[str, str]) -> None:
 @pytest.fixture(scope="session")
 def browser(dashboard_server) -> Iterator:
     """Headless Debian Chromium driven by Playwright's sync API."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail("Playwright is missing: pip install -r requirements.txt (`./run test` does)")
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
