@@ -390,6 +390,31 @@ def test_train_page_shows_a_failed_run(dashboard_env):
     assert app.button(key="FormSubmitter:train_settings-Start training").disabled is False
 
 
+@pytest.mark.slow
+def test_one_press_of_stop_stops_a_real_job(dashboard_env, synthetic_data, train_config_factory):
+    from job_helpers import JOB_TIMEOUT_S, wait_until
+
+    from pneumonet_core import jobs
+
+    config = train_config_factory(synthetic_data, dashboard_env / "long.keras", epochs=500)
+    jobs.start_training_job(config)
+    try:
+        wait_until(lambda: (jobs.read_job_status() or None) and jobs.read_job_status().batches)
+        app = open_page("train")
+        assert any(h.value.startswith("Running") for h in app.subheader), texts(app)
+        app.button(key="stop").click().run()
+        assert not app.exception, app.exception
+        status = jobs.wait_for_job(timeout_s=JOB_TIMEOUT_S)
+        assert status.state == "stopped"
+        app.run()
+        assert "was stopped" in texts(app)
+    finally:
+        status = jobs.read_job_status()
+        if status is not None and status.is_active:
+            jobs.request_stop()
+            jobs.wait_for_job(timeout_s=JOB_TIMEOUT_S)
+
+
 # --- Runs ------------------------------------------------------------------------------------
 
 

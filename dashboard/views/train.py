@@ -197,6 +197,13 @@ def finished_block(job: services.JobSummary) -> None:
             st.rerun()
 
 
+def request_stop() -> None:
+    """The Stop button's callback: ask the job to stop after its current batch."""
+    with layout.guard("stop the training run"):
+        services.stop_training()
+        st.toast("Stopping after the current batch…", icon=":material/stop:")
+
+
 @st.fragment(run_every=LIVE_REFRESH)
 def live_job() -> None:
     """The job panel, refreshed every few seconds from the job status file and MLflow."""
@@ -213,10 +220,15 @@ def live_job() -> None:
         st.subheader(f"{verb}: {services.run_display_name(job)}")
         progress_block(job)
         st.caption(services.settings_summary(job.settings))
-        if st.button("Stop training", icon=":material/stop:", key="stop", type="secondary"):
-            with layout.guard("stop the training run"):
-                services.stop_training()
-                st.toast("Stopping after the current batch…", icon=":material/stop:")
+        # A callback runs as soon as the press reaches the server, before any rerun, so a
+        # press that lands during the live refresh is never lost.
+        st.button(
+            "Stop training",
+            icon=":material/stop:",
+            key="stop",
+            type="secondary",
+            on_click=request_stop,
+        )
     else:
         finished_block(job)
     with layout.guard("read the run's metrics"):
