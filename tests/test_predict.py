@@ -122,3 +122,28 @@ def test_expand_inputs_finds_images_in_folders_sorted(tmp_path, image_factory):
         tmp_path / "folder" / "sub" / "a.jpeg",
         single,
     ]
+
+
+def test_one_predictor_serves_many_threads_with_the_serial_results(predictor, image_factory):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pneumonet_core.explain import GradCam
+
+    paths = [image_factory(f"thread{i}.png", label_index=i % 2, seed=40 + i) for i in range(16)]
+    serial = [predictor.predict([path])[0] for path in paths]
+    explainer = GradCam(predictor.model)
+    inputs = [predictor.preprocess(path) for path in paths]
+    serial_heatmaps = [explainer(image) for image in inputs]
+
+    def predict_and_explain(index: int):
+        return predictor.predict([paths[index]])[0], explainer(inputs[index])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        # Each image three times, interleaved, so calls overlap on the shared model.
+        results = list(pool.map(predict_and_explain, [i % 16 for i in range(48)]))
+    for index, (prediction, heatmap) in enumerate(results):
+        expected = serial[index % 16]
+        assert prediction.file == expected.file
+        assert prediction.probability == pytest.approx(expected.probability, abs=1e-6)
+        assert (prediction.label, prediction.ood) == (expected.label, expected.ood)
+        np.testing.assert_allclose(heatmap, serial_heatmaps[index % 16], atol=1e-5)
