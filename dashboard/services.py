@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -569,6 +570,8 @@ def promotion_is_overridden() -> bool:
 # ----------------------------------------------------------------------------------------------
 
 DISPLAY_SIZE = 512
+UPLOAD_CACHE_ENTRIES = 64
+UPLOAD_CACHE_TTL = timedelta(minutes=30)
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "bmp", "tif", "tiff"]
 
 
@@ -679,7 +682,9 @@ def _named_buffer(content: bytes, file_name: str) -> io.BytesIO:
     return buffer
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
+# Bounded: each entry holds a display image and a heatmap (up to 512 x 512, a few MB), and old
+# uploads leave memory after UPLOAD_CACHE_TTL even when the cache is not full.
+@st.cache_data(show_spinner=False, max_entries=UPLOAD_CACHE_ENTRIES, ttl=UPLOAD_CACHE_TTL)
 def _predict_bytes_cached(
     file_name: str, content: bytes, model_path: str, signature: str
 ) -> ImagePrediction:
@@ -1265,7 +1270,7 @@ class ExplainedImage:
     heatmap: np.ndarray
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_data(show_spinner=False, max_entries=UPLOAD_CACHE_ENTRIES, ttl=UPLOAD_CACHE_TTL)
 def _explain_file_cached(model_path: str, signature: str, image_path: str) -> tuple:
     from pneumonet_core import imaging, preprocessing
 
