@@ -216,12 +216,27 @@ def test_a_model_without_ood_statistics_says_only_simple_checks_run(dashboard_en
     assert "carries no out-of-distribution statistics" in texts(app)
 
 
-def test_opacity_slider_redraws_the_overlay(dashboard_env):
+def test_opacity_slider_redraws_the_overlay(dashboard_env, monkeypatch):
+    from dashboard import services
+
+    drawn = []  # (opacity, overlay image) for every overlay the page draws
+    original = services.overlay
+
+    def recording_overlay(prediction, opacity):
+        image = original(prediction, opacity)
+        drawn.append((opacity, image))
+        return image
+
+    monkeypatch.setattr(services, "overlay", recording_overlay)
     app = open_page("predict")
     app.file_uploader[0].set_value(("x.png", png_bytes(seed=3), "image/png")).run()
+    before_opacity, before = drawn[-1]
     app.slider[0].set_value(0.9).run()
     assert not app.exception, app.exception
-    assert app.slider[0].value == pytest.approx(0.9)
+    after_opacity, after = drawn[-1]
+    assert (before_opacity, after_opacity) == (pytest.approx(0.45), pytest.approx(0.9))
+    assert before.shape == after.shape
+    assert np.abs(after.astype(int) - before.astype(int)).mean() > 1.0
 
 
 def _dicom_bytes() -> bytes:
