@@ -46,6 +46,7 @@ BASELINE = dict(
     augmentation=AugmentationConfig(),
 )
 PHOTOMETRIC = dict(brightness=0.15, gamma=0.4, contrast=0.3, blur=1.0, noise=0.02, downscale=0.5)
+STRONG_JITTER = dict(brightness=0.25, gamma=0.6, contrast=0.5, blur=1.0, noise=0.03, downscale=0.5)
 RECIPES = {
     "baseline": {
         "about": "the recipe of the stop-7 model (flip, rotation 10, zoom 0.1, shift 0.05, "
@@ -56,6 +57,15 @@ RECIPES = {
         "about": "baseline + brightness 0.15, gamma (log 0.4), contrast 0.3, blur (sigma 1), "
         "noise 0.02, down-then-up scaling to 0.5",
         "settings": {"augmentation": PHOTOMETRIC},
+    },
+    "crop+jitter": {
+        "about": "baseline + random resized crop (area 35-100%) + strong photometric jitter "
+        "(brightness 0.25, gamma log 0.6, contrast 0.5, blur, noise 0.03, down-up 0.5)",
+        "settings": {"augmentation": {**STRONG_JITTER, "crop_area": 0.35}},
+    },
+    "photometric+lungfocus": {
+        "about": "photometric + everything outside the lung box hidden inside the model",
+        "settings": {"augmentation": PHOTOMETRIC, "lung_focus": 1.0},
     },
     "equalize": {
         "about": "baseline + per-image histogram equalisation as the model's first layer",

@@ -21,6 +21,8 @@ class AugmentationConfig:
         blur: Maximum Gaussian blur sigma in pixels, at most 1 (0 turns it off).
         noise: Standard deviation of additive Gaussian noise (0 turns it off).
         downscale: Smallest factor of a down-then-up rescale, in (0, 1] (1 turns it off).
+        crop_area: Smallest share of the image kept by a random resized crop, in (0, 1]
+            (1 turns it off).
     """
 
     enabled: bool = True
@@ -34,6 +36,7 @@ class AugmentationConfig:
     blur: float = 0.0
     noise: float = 0.0
     downscale: float = 1.0
+    crop_area: float = 1.0
 
     def __post_init__(self):
         limits = {"rotation_degrees": 180.0, "blur": 1.0, "gamma": 1.0, "noise": 0.2}
@@ -46,8 +49,10 @@ class AugmentationConfig:
             limit = limits.get(name, 0.9)
             if not 0.0 <= value <= limit:
                 raise ValueError(f"{name} must be between 0 and {limit}, got {value!r}")
-        if not 0.1 <= self.downscale <= 1.0:
-            raise ValueError(f"downscale must be between 0.1 and 1, got {self.downscale!r}")
+        for name in ("downscale", "crop_area"):
+            value = getattr(self, name)
+            if not 0.1 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0.1 and 1, got {value!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +73,10 @@ def build_augmentation(config: AugmentationConfig, *, seed: int = 42):
     layers = []
     if config.horizontal_flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if config.crop_area < 1.0:
+        from pneumonet_core.layers import RandomResizedCrop
+
+        layers.append(RandomResizedCrop(config.crop_area, seed=seed + 2))
     if config.rotation_degrees or config.zoom or config.translation:
         from pneumonet_core.layers import RandomAffine
 

@@ -448,6 +448,7 @@ AUGMENTATION_OPTIONS = {
     "blur": "max Gaussian blur sigma (pixels, at most 1)",
     "noise": "Gaussian noise standard deviation",
     "downscale": "smallest down-then-up scaling factor (1: off)",
+    "crop_area": "smallest image share kept by a random resized crop (1: off)",
 }
 
 

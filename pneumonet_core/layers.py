@@ -265,3 +265,71 @@ class LungFocus(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "strength": self.strength}
+
+
+@keras.saving.register_keras_serializable(package="pneumonet")
+class RandomResizedCrop(keras.layers.Layer):
+    """A random crop of each image, stretched back to the full size (one warp per image).
+
+    The crop covers a share of the image's area drawn uniformly from [min_area, 1], with each
+    side scaled independently by up to `aspect_jitter`, at a random position inside the image.
+
+    Input and output: float batches (batch, height, width, channels) in [0, 1]; identity when
+    `training` is False.
+
+    Args:
+        min_area: Smallest share of the image the crop keeps, in (0, 1] (1 turns it off).
+        aspect_jitter: Largest relative change of one side against the other, in [0, 0.5).
+        seed: Seed of the layer's random generator.
+    """
+
+    def __init__(
+        self, min_area: float = 0.35, aspect_jitter: float = 0.1, seed: int | None = None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 < min_area <= 1.0:
+            raise ValueError(f"min_area must be in (0, 1], got {min_area!r}")
+        if not 0.0 <= aspect_jitter < 0.5:
+            raise ValueError(f"aspect_jitter must be in [0, 0.5), got {aspect_jitter!r}")
+        self.min_area = float(min_area)
+        self.aspect_jitter = float(aspect_jitter)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training or self.min_area == 1.0:
+            return images
+        return ops.image.affine_transform(
+            images,
+            self.random_transforms(ops.shape(images)),
+            interpolation="bilinear",
+            fill_mode="nearest",
+        )
+
+    def random_transforms(self, shape):
+        """(batch, 8) transforms mapping output pixels into the crop: input = scale * p + offset."""
+        count = shape[0]
+        height = ops.cast(shape[1], "float32")
+        width = ops.cast(shape[2], "float32")
+        side = ops.sqrt(self._uniform(count, self.min_area, 1.0))
+        aspect = 1.0 + self._uniform(count, -self.aspect_jitter, self.aspect_jitter)
+        scale_x = ops.minimum(side * aspect, 1.0)
+        scale_y = ops.minimum(side / aspect, 1.0)
+        offset_x = self._uniform(count, 0.0, 1.0) * (1.0 - scale_x) * (width - 1.0)
+        offset_y = self._uniform(count, 0.0, 1.0) * (1.0 - scale_y) * (height - 1.0)
+        zeros = ops.zeros_like(scale_x)
+        return ops.stack([scale_x, zeros, offset_x, zeros, scale_y, offset_y, zeros, zeros], axis=1)
+
+    def _uniform(self, count, low: float, high: float):
+        return keras.random.uniform((count,), minval=low, maxval=high, seed=self.seed_generator)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "min_area": self.min_area,
+            "aspect_jitter": self.aspect_jitter,
+            "seed": self.seed,
+        }

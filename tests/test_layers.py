@@ -189,3 +189,20 @@ def test_models_with_input_layers_save_and_load_in_safe_mode(tmp_path):
     images = np.random.default_rng(1).random((2, 48, 48, 1), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(loaded(images)), np.asarray(model(images)), atol=1e-6)
     assert {"equalize", "lung_focus"} <= {layer.name for layer in loaded.layers}
+
+
+def test_random_resized_crop_magnifies_a_part_of_the_image():
+    from pneumonet_core.layers import RandomResizedCrop
+
+    size = 40
+    columns = np.tile(np.linspace(0, 1, size, dtype=np.float32), (8, size, 1))[..., None]
+    layer = RandomResizedCrop(0.25, aspect_jitter=0.0, seed=4)
+    cropped = np.asarray(layer(columns, training=True))
+    assert cropped.shape == columns.shape
+    # A horizontal ramp stays a ramp; a crop covers at most the full range, at least half.
+    spans = cropped[:, 0, -1, 0] - cropped[:, 0, 0, 0]
+    assert (spans <= 1.0 + 1e-5).all() and (spans >= 0.5 - 1e-2).all()
+    assert spans.min() < 0.95  # some images were really cropped
+    np.testing.assert_allclose(np.asarray(layer(columns, training=False)), columns)
+    with pytest.raises(ValueError, match="min_area"):
+        RandomResizedCrop(0.0)
