@@ -100,6 +100,7 @@ def test_multiworker_strategy_without_tf_config_is_a_single_worker():
     assert completed.stdout.split()[-2:] == ["True", "1"]
 
 
+@pytest.mark.slow
 def test_training_runs_through_mirrored_strategy(dataset_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("PNEUMONET_HOME", str(tmp_path / "home"))
     data_dir = dataset_factory(per_class=16)
