@@ -240,6 +240,7 @@ def real_data() -> Path:
     """The shared dataset root; tests using it are skipped with the reason when it is absent."""
     return require_real_data()
 
+
 # Fixtures that train a model or build a training run: a test using one is `slow`, so
 # `pytest -m "not slow and not e2e"` is the quick loop (CI still runs everything).
 TRAINING_FIXTURES = {"trained", "trained_model_path", "train_config_factory"}

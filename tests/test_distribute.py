@@ -208,6 +208,34 @@ def _free_ports(count: int) -> list[int]:
             probe.close()
 
 
+PORT_TAKEN = "Could not start gRPC server"
+PORT_ATTEMPTS = 3
+
+
+def _run_two_workers() -> tuple[list, list]:
+    """Start two workers on fresh ports; when another process took a port in between, retry."""
+    for _ in range(PORT_ATTEMPTS):
+        workers = [f"localhost:{port}" for port in _free_ports(2)]
+        processes = [_start_worker(index, workers) for index in range(2)]
+        outputs = []
+        for process in processes:
+            try:
+                outputs.append(process.communicate(timeout=180))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                outputs.append(process.communicate())
+        if not any(PORT_TAKEN in stderr for _, stderr in outputs):
+            break
+    return processes, outputs
+
+
+class MultiWorkerFitError(RuntimeError):
+    """The known Keras 3 failure of model.fit under MultiWorkerMirroredStrategy."""
+
+
+KNOWN_MULTIWORKER_ERROR = "PerReplica"
+
+
 def _start_worker(index: int, workers: list[str]) -> subprocess.Popen:
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     environment["TF_CONFIG"] = json.dumps(
@@ -225,19 +253,15 @@ def _start_worker(index: int, workers: list[str]) -> subprocess.Popen:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
+    raises=MultiWorkerFitError,
     reason="Keras 3 model.fit fails under MultiWorkerMirroredStrategy with 2+ workers "
     "(PerReplica conversion error; keras-team/keras#20585, tensorflow/tensorflow#72388). "
     "When this starts passing, multi-host training works: update docs/PERFORMANCE.md.",
 )
 def test_multiworker_fit_across_two_local_workers():
-    workers = [f"localhost:{port}" for port in _free_ports(2)]
-    processes = [_start_worker(index, workers) for index in range(2)]
-    outputs = []
-    for process in processes:
-        try:
-            outputs.append(process.communicate(timeout=180))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            outputs.append(process.communicate())
+    processes, outputs = _run_two_workers()
+    errors = [stderr for _, stderr in outputs]
+    if any(KNOWN_MULTIWORKER_ERROR in stderr for stderr in errors):
+        raise MultiWorkerFitError(next(e for e in errors if KNOWN_MULTIWORKER_ERROR in e)[-800:])
     assert all(process.returncode == 0 for process in processes), outputs[0][1][-1500:]
     assert all("FITTED 2" in stdout for stdout, _ in outputs)
