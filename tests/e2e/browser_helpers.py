@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# `./run screenshots` sets PNEUMONET_SCREENSHOTS=1: only then are docs/screenshots/ rewritten
+# (with the real dataset and a realistic run); ordinary test runs write to a temporary folder.
+SCREENSHOT_MODE = os.environ.get("PNEUMONET_SCREENSHOTS") == "1"
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if SCREENSHOT_MODE
+    else Path(tempfile.gettempdir()) / "pneumonet-test-screenshots"
+)
 
 
 def save_screenshot(page, name: str) -> Path:
-    """Save a full-page screenshot to `docs/screenshots/<name>.png` (overwriting).
+    """Save a full-page screenshot as `<name>.png` in `SCREENSHOTS` (overwriting).
 
     Streamlit scrolls inside its main container, so the viewport is first stretched to the
     container's full height.
