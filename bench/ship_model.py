@@ -76,6 +76,12 @@ def main() -> int:
     parser.add_argument("--recipe", required=True, choices=sorted(generalization.RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=config.shipped_model_path().parent,
+        help="where the model and its card go (default: assets/model)",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     from pneumonet_core import ood, shortcuts
@@ -113,7 +119,8 @@ def main() -> int:
         metrics={"validation": figures["validation"], "development_test": figures["test"]},
     )
     statistics, counts = fit_ood(model, seed=args.seeds[0])
-    destination = config.shipped_model_path()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    destination = args.out_dir / config.SHIPPED_MODEL_RELATIVE_PATH.name
     temporary = destination.with_name("pneumonet.tmp.keras")
     save_model(model, temporary, metadata, extra_entries={ood.OOD_ENTRY: statistics.to_bytes()})
     os.replace(temporary, destination)
@@ -132,8 +139,10 @@ def main() -> int:
         (scale, shift),
         [json.loads(path.with_suffix(".train.json").read_text()) for path in paths],
     )
-    config.model_card_path().write_text(json.dumps(card, indent=2) + "\n")
-    (destination.parent / "MODEL_CARD.md").write_text(render_markdown(card))
+    (args.out_dir / config.MODEL_CARD_RELATIVE_PATH.name).write_text(
+        json.dumps(card, indent=2) + "\n"
+    )
+    (args.out_dir / "MODEL_CARD.md").write_text(render_markdown(card))
     print(
         json.dumps({k: card[k] for k in ("development", "validation", "shortcut_audit")}, indent=2)
     )
@@ -145,7 +154,7 @@ def main() -> int:
 
 
 def build_card(args, model, metadata, figures, audit, statistics, counts, recipe, platt, trainings):
-    destination = config.shipped_model_path()
+    destination = args.out_dir / config.SHIPPED_MODEL_RELATIVE_PATH.name
     seeds = ", ".join(str(seed) for seed in args.seeds)
     minutes = [record["duration_s"] / 60 for record in trainings]
     return {

@@ -104,7 +104,13 @@ def test_threshold_never_flags_more_than_allowed(count):
 
 def test_statistics_round_trip_through_bytes(gaussian_statistics):
     again = OodStatistics.from_bytes(gaussian_statistics.to_bytes())
-    np.testing.assert_array_equal(again.precision, gaussian_statistics.precision)
+    # The precision travels as float32: the same to float32's precision, and the same distances.
+    np.testing.assert_allclose(again.precision, gaussian_statistics.precision, rtol=1e-6)
+    features = np.random.default_rng(5).normal(size=(20, again.mean.shape[0]))
+    np.testing.assert_allclose(
+        again.distances(features), gaussian_statistics.distances(features), rtol=1e-5
+    )
+    np.testing.assert_array_equal(again.mean, gaussian_statistics.mean)
     assert again.threshold == gaussian_statistics.threshold
     assert again.validation_flag_rate == gaussian_statistics.validation_flag_rate
 
