@@ -24,7 +24,7 @@ import pneumonet_core
 from pneumonet_core import config
 from pneumonet_core.ood import SIMPLE_CHECKS_SUMMARY
 
-SIMPLE_OOD_CHECKS = SIMPLE_CHECKS_SUMMARY  # what flags non-X-rays without feature statistics
+SIMPLE_OOD_CHECKS = SIMPLE_CHECKS_SUMMARY  # what is flagged without feature statistics
 
 # ----------------------------------------------------------------------------------------------
 # General
@@ -614,9 +614,10 @@ class ImagePrediction:
         image: The decoded image for display, float32 (H, W) in [0, 1], or None.
         heatmap: Grad-CAM at display size, float32 (H, W) in [0, 1], or None.
         is_dicom: Whether the file is DICOM.
-        ood: True when the image does not look like the model's training X-rays: the
-            probability is shown but must not be relied on.
-        ood_reason: Why, for the clinician (None when `ood` is False).
+        ood: True when the image is not a chest X-ray or is outside the model's validated
+            use: the probability is shown but must not be relied on.
+        ood_reason: Why, for the clinician (None when `ood` is False); it starts with
+            "not a chest X-ray: " or "outside validated use: " (`ood.reason_kind`).
     """
 
     file_name: str

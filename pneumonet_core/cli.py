@@ -287,6 +287,10 @@ def _add_ood_parser(commands) -> None:
     fit.set_defaults(handler=cmd_ood_fit)
 
 
+# Commands that load TensorFlow; its start-up lines are kept off the terminal unless --verbose.
+TENSORFLOW_COMMANDS = (cmd_train, cmd_evaluate, cmd_predict, cmd_shortcuts, cmd_ood_fit)
+
+
 def _progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
@@ -298,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pneumonet",
         description="PneumoNet: pneumonia screening support for paediatric chest X-rays. "
         f"{INTENDED_USE}",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show TensorFlow's start-up and information lines",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -453,9 +462,11 @@ AUGMENTATION_OPTIONS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    config.quiet_tensorflow()
     args = build_parser().parse_args(argv)
+    config.quiet_tensorflow(verbose=args.verbose)
     try:
+        if args.handler in TENSORFLOW_COMMANDS and not args.verbose:
+            config.import_tensorflow_quietly()
         return args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -14,6 +14,9 @@ hard-coded absolute path:
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SHIPPED_MODEL_RELATIVE_PATH = Path("assets") / "model" / "pneumonet.keras"
@@ -89,7 +92,50 @@ def active_model_path() -> Path:
     return shipped_model_path()
 
 
-def quiet_tensorflow() -> None:
-    """Silence TensorFlow's start-up chatter (call before TensorFlow is imported)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Set TensorFlow's C++ log level; call before TensorFlow is imported.
+
+    Args:
+        verbose: Show every log line (level 0) instead of warnings and errors only (level 2).
+            A `TF_CPP_MIN_LOG_LEVEL` already set in the environment is left as it is.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and Keras without their start-up lines reaching the terminal.
+
+    Some start-up notices (oneDNN's "custom operations are on", absl's "All log messages
+    before absl::InitializeLog()") are written straight to file descriptor 2 whatever
+    `TF_CPP_MIN_LOG_LEVEL` says. They are silenced by pointing that descriptor at the null
+    device for the import only (turning oneDNN off would cost speed); PneumoNet's own
+    messages and progress bars come later and stay visible. Does nothing when TensorFlow is
+    already imported.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    quiet_tensorflow()
+    with stderr_silenced():
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+
+@contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 (C libraries and Python alike) at the null device, then back."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no standard error to silence
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)

@@ -2,6 +2,8 @@
 
 Everything that reads pixels (training, the command line, the dashboard) goes through
 `read_image`, so a PNG, a JPEG and a DICOM file of the same X-ray reach the model alike.
+DICOM decoding lives in `pneumonet_core.dicom`; its public names (`read_dicom_header`,
+`PATIENT_FIELDS`, `TECHNICAL_FIELDS`) can still be imported from here.
 """
 
 from __future__ import annotations
@@ -25,27 +27,6 @@ ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 # Larger images are refused before decoding (a small file can claim billions of pixels).
 MAX_PIXELS = 60_000_000
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
-PATIENT_FIELDS = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "PatientAge",
-    "StudyDate",
-    "InstitutionName",
-    "ReferringPhysicianName",
-)
-TECHNICAL_FIELDS = (
-    "Modality",
-    "BodyPartExamined",
-    "ViewPosition",
-    "PhotometricInterpretation",
-    "Rows",
-    "Columns",
-    "BitsStored",
-)
-
-
 # A pixel counts as "strongly coloured" when its chroma (max - min of R, G, B) exceeds this.
 STRONG_CHROMA = 0.15
 # Colour statistics are measured on a thumbnail at most this many pixels on its long side.
@@ -125,13 +106,15 @@ def read_image_with_info(source: ImageSource) -> tuple[np.ndarray, ImageInfo]:
     data, name = _read_bytes(source)
     if not data:
         raise ImageReadError(f"{name}: the file is empty")
+    from pneumonet_core import dicom
+
     if data[128:132] == b"DICM":
-        return _read_dicom_pixels(data, name)
+        return dicom.read_dicom(data, name)
     try:
         return _read_pillow_pixels(data, name)
     except ImageReadError as pillow_error:
         if _is_unidentified(pillow_error):
-            return _read_dicom_without_preamble(data, name, pillow_error)
+            return dicom.read_dicom_without_preamble(data, name, pillow_error)
         raise
 
 
@@ -139,40 +122,6 @@ def is_dicom(source: ImageSource) -> bool:
     """Whether the input is a DICOM file (by its 'DICM' marker or file name)."""
     data, name = _read_bytes(source)
     return _looks_like_dicom(data, name)
-
-
-def read_dicom_header(source: ImageSource, *, include_patient_fields: bool = False) -> dict:
-    """Read selected DICOM header fields as strings.
-
-    Args:
-        source: A DICOM file as path, bytes or file object.
-        include_patient_fields: Also return identifying fields (name, ID, birth date...). Only
-            pass True when a user explicitly asks to see them.
-
-    Returns:
-        Mapping of field name to value, for the fields present.
-    """
-    import pydicom
-
-    data, name = _read_bytes(source)
-    try:
-        with quiet_warnings():
-            dataset = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True)
-    except Exception as error:
-        raise ImageReadError(f"{name}: not a readable DICOM file ({_first_line(error)})") from None
-    fields = TECHNICAL_FIELDS + (PATIENT_FIELDS if include_patient_fields else ())
-    values = {field: _dicom_value(dataset, field) for field in fields}
-    return {field: value for field, value in values.items() if value is not None}
-
-
-def _dicom_value(dataset, keyword: str) -> str | None:
-    """An element's value as a string; None when absent or malformed (unknown VR, bad value)."""
-    try:
-        with quiet_warnings():
-            value = dataset.get(keyword)
-            return None if value is None else str(value)
-    except Exception:  # a malformed element must not stop reading the others
-        return None
 
 
 @contextmanager
@@ -354,125 +303,13 @@ def _scale_to_unit(pixels: np.ndarray) -> np.ndarray:
     return ((pixels - low) / (high - low)).astype(np.float32)
 
 
-# File meta elements that any DICOM file has; without them (and without any standard element)
-# bytes that merely start like DICOM are garbage.
-_DICOM_META_EVIDENCE = ("TransferSyntaxUID", "MediaStorageSOPClassUID")
+# Names that moved to pneumonet_core.dicom, which imports this module: resolved on first use.
+_DICOM_NAMES = ("PATIENT_FIELDS", "TECHNICAL_FIELDS", "read_dicom_header")
 
 
-def _read_dicom_without_preamble(data: bytes, name: str, pillow_error: ImageReadError):
-    """DICOM without the 128-byte preamble; when it is not DICOM either, Pillow's error stands."""
-    try:
-        dataset = _parse_dicom(data, name)
-    except ImageReadError:
-        raise pillow_error from None
-    if not _has_dicom_evidence(dataset):
-        raise pillow_error from None
-    return _dicom_pixels(dataset, name)
+def __getattr__(name: str):
+    if name in _DICOM_NAMES:
+        from pneumonet_core import dicom
 
-
-def _read_dicom_pixels(data: bytes, name: str) -> tuple[np.ndarray, ImageInfo]:
-    dataset = _parse_dicom(data, name)
-    if not _has_dicom_evidence(dataset):
-        raise ImageReadError(
-            f"{name}: not a readable DICOM file (no DICOM elements after the 'DICM' marker)"
-        )
-    return _dicom_pixels(dataset, name)
-
-
-def _parse_dicom(data: bytes, name: str):
-    import pydicom
-
-    try:
-        with quiet_warnings():
-            return pydicom.dcmread(io.BytesIO(data), force=True)
-    except Exception as error:
-        raise ImageReadError(f"{name}: not a readable DICOM file ({_first_line(error)})") from None
-
-
-def _has_dicom_evidence(dataset) -> bool:
-    from pydicom.datadict import keyword_for_tag
-
-    try:
-        with quiet_warnings():
-            file_meta = getattr(dataset, "file_meta", None) or {}
-            if any(keyword in file_meta for keyword in _DICOM_META_EVIDENCE):
-                return True
-            tags = dataset.keys()  # tags only: iterating the dataset would convert values
-            return any(keyword_for_tag(tag) for tag in tags)
-    except Exception:  # a garbage dataset can fail while being searched
-        return False
-
-
-def _dicom_pixels(dataset, name: str) -> tuple[np.ndarray, ImageInfo]:
-    if "PixelData" not in dataset:
-        modality = _dicom_text(dataset, "Modality") or "unknown"
-        raise ImageReadError(
-            f"{name}: this DICOM object holds no image (modality {modality}); it is truncated "
-            "or not an image object: upload a chest radiograph"
-        )
-    rows, columns = _dicom_int(dataset, "Rows", 0), _dicom_int(dataset, "Columns", 0)
-    _check_size(columns, rows, name)
-    try:
-        with quiet_warnings():
-            pixels = dataset.pixel_array
-            gray, colors = _dicom_to_gray(dataset, np.asarray(pixels))
-    except Exception as error:
-        syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
-        syntax_name = getattr(syntax, "name", None) or "unknown transfer syntax"
-        raise ImageReadError(
-            f"{name}: the DICOM pixel data could not be decoded ({syntax_name}: "
-            f"{_first_line(error)})"
-        ) from None
-    if gray.ndim != 2 or gray.size == 0:
-        raise ImageReadError(f"{name}: the DICOM pixel data is not a 2-D image ({gray.shape})")
-    return gray, _dicom_info(dataset, gray, colors)
-
-
-def _dicom_text(dataset, keyword: str) -> str | None:
-    """An element's value stripped and upper-cased; None when absent, empty or malformed."""
-    text = (_dicom_value(dataset, keyword) or "").strip()
-    return text.upper() or None
-
-
-def _dicom_int(dataset, keyword: str, default: int) -> int:
-    try:
-        with quiet_warnings():
-            return int(dataset.get(keyword, default) or default)
-    except Exception:  # a malformed element must not stop decoding
-        return default
-
-
-def _dicom_info(dataset, gray: np.ndarray, colors: float) -> ImageInfo:
-    return ImageInfo(
-        format="DICOM",
-        width=int(gray.shape[1]),
-        height=int(gray.shape[0]),
-        mode=_dicom_text(dataset, "PhotometricInterpretation") or "unknown",
-        color_fraction=colors,
-        frames=_dicom_int(dataset, "NumberOfFrames", 1),
-        modality=_dicom_text(dataset, "Modality"),
-        body_part=_dicom_text(dataset, "BodyPartExamined"),
-        view_position=_dicom_text(dataset, "ViewPosition"),
-    )
-
-
-def _dicom_to_gray(dataset, pixels: np.ndarray) -> tuple[np.ndarray, float]:
-    """(gray float32 (H, W) in [0, 1], colour fraction) for decoded DICOM pixels."""
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
-
-    frames = _dicom_int(dataset, "NumberOfFrames", 1)
-    if frames > 1 and pixels.ndim >= 3 and pixels.shape[0] == frames:
-        pixels = pixels[frames // 2]
-    photometric = _dicom_text(dataset, "PhotometricInterpretation") or ""
-    if photometric == "PALETTE COLOR":
-        pixels = apply_color_lut(pixels, dataset)
-    if pixels.ndim == 3 and pixels.shape[-1] >= 3:
-        rgb = _scale_to_unit(pixels[..., :3])
-        luminance = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        return _scale_to_unit(luminance), color_fraction(rgb)
-    pixels = apply_modality_lut(pixels, dataset)
-    pixels = apply_voi_lut(pixels, dataset, index=0)
-    gray = _scale_to_unit(np.asarray(pixels))
-    if photometric == "MONOCHROME1":
-        gray = 1.0 - gray
-    return gray, 0.0
+        return getattr(dicom, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

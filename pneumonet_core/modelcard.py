@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from pneumonet_core import INTENDED_USE, config
-from pneumonet_core.ood import OOD_MESSAGE, SIMPLE_CHECKS_SUMMARY
+from pneumonet_core.ood import NOT_A_CHEST_XRAY, NOT_A_CHEST_XRAY_SUMMARY, OUTSIDE_VALIDATED_USE
 
 LIMITATIONS = [
     "Trained on one centre's paediatric (age 1-5) anterior-posterior chest X-rays "
@@ -40,14 +40,25 @@ def _format_metric(value) -> str:
 
 
 def _ood_lines(ood: dict | None) -> list[str]:
+    """The out-of-distribution guard: what each of its two flags means, and its fit."""
+    simple = (
+        f'The simple checks flag {NOT_A_CHEST_XRAY_SUMMARY} as "{NOT_A_CHEST_XRAY}", and DICOM '
+        f'lateral views as "{OUTSIDE_VALIDATED_USE}". Either flag marks the probability as '
+        "unreliable."
+    )
     if not ood:
-        return ["No feature statistics: only the simple checks flag non-X-ray images."]
+        return [
+            f"No feature statistics: only the simple checks flag images. {simple} A chest X-ray "
+            "unlike the training images (an adult's, or one from another hospital's device) is "
+            "not flagged.",
+        ]
     return [
         "Images whose penultimate-layer features lie far from the training X-rays (Mahalanobis "
-        f"distance above the {ood['percentile']:g}th percentile of the validation X-rays) are "
-        f'flagged "{OOD_MESSAGE}", as are {SIMPLE_CHECKS_SUMMARY}. '
-        f"Fitted on {ood['n_fit']} training images; {ood['validation_flag_rate']:.1%} of the "
-        f"{ood['n_validation']} validation X-rays are flagged.",
+        f"distance above the {ood['percentile']:g}th percentile of the validation X-rays), for "
+        "example an adult's X-ray or one from another hospital's device, are flagged "
+        f'"{OUTSIDE_VALIDATED_USE}". {simple} Fitted on {ood["n_fit"]} training images; '
+        f"{ood['validation_flag_rate']:.1%} of the {ood['n_validation']} validation X-rays "
+        "are flagged.",
     ]
 
 

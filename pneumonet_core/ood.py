@@ -1,16 +1,23 @@
-"""Out-of-distribution guard: flag inputs that are not frontal chest X-rays.
+"""Out-of-distribution guard: flag inputs the model's probability cannot be trusted for.
 
 A classifier trained on chest X-rays gives a confident-looking probability for anything, a
-holiday photo included. Two layers of checks stop that from passing silently:
+holiday photo included. Two layers of checks stop that from passing silently, and each flag
+says which of two things is true:
 
-1. Simple checks on the decoded file (`simple_check`): a colour image with real saturation,
-   an extreme aspect ratio of the original image, a near-constant image, an image too small
-   to be a radiograph, and DICOM tags saying it is another modality (CT, MR, ...), another body
-   part (hand, knee, ...) or a lateral view.
-2. Feature distance (`OodStatistics`): the Mahalanobis distance of the model's penultimate
-   features (the input of its final Dense layer, `FEATURE_LAYER`) to the training images'
-   features (mean + Ledoit-Wolf shrunk covariance). The threshold is a high percentile of the
-   distances of the patient-grouped validation split, so about 2% of real X-rays are flagged.
+- `NOT_A_CHEST_XRAY`: the simple checks on the decoded file (`simple_check`) found a colour
+  image with real saturation, an extreme aspect ratio of the original image, a near-constant
+  image, an image too small to be a radiograph, or DICOM tags saying it is another modality
+  (CT, MR, ...) or another body part (hand, knee, ...).
+- `OUTSIDE_VALIDATED_USE`: a chest X-ray, as far as the simple checks can tell, but not one
+  the model was validated on: a DICOM lateral view, or penultimate features (the input of the
+  final Dense layer, `FEATURE_LAYER`) far from the training images' (`OodStatistics`:
+  Mahalanobis distance to their mean under a Ledoit-Wolf shrunk covariance), as for an adult,
+  another hospital's device or an unusual projection. The distance threshold is a high
+  percentile of the distances of the patient-grouped validation split, so about 2% of real
+  X-rays are flagged.
+
+Both mark the probability as unreliable (`Prediction.ood` is True); the reason starts with
+its kind (`reason_kind` reads it back).
 
 The fitted statistics travel inside the `.keras` file as the extra entry `OOD_ENTRY`. Training
 stores them in every model it writes (`fit_on_images`); `fit_ood_for_model` (and
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +38,17 @@ import numpy as np
 from pneumonet_core.imaging import ImageInfo
 
 OOD_ENTRY = "pneumonet_ood.npz"
-OOD_MESSAGE = "not a chest X-ray: prediction not reliable"
+NOT_A_CHEST_XRAY = "not a chest X-ray"
+OUTSIDE_VALIDATED_USE = "outside validated use"
+OOD_KINDS = (NOT_A_CHEST_XRAY, OUTSIDE_VALIDATED_USE)
+UNRELIABLE_NOTE = "prediction not reliable"
 FEATURE_LAYER = "pneumonia_probability"
 DEFAULT_PERCENTILE = 98.0
 DEFAULT_MAX_IMAGES = 2000  # images per part (training, validation) used for the fit
+NOT_A_CHEST_XRAY_SUMMARY = (
+    "colour, tiny, near-constant or extreme-aspect images, and DICOM files of another "
+    "modality or body part"
+)
 SIMPLE_CHECKS_SUMMARY = (
     "colour, tiny, near-constant or extreme-aspect images, and DICOM files of another "
     "modality, body part or a lateral view"
@@ -49,9 +64,53 @@ CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "PORTABLE")
 LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "LLO", "RLO")
 
 
-def ood_reason(detail: str) -> str:
-    """The user-facing reason: `OOD_MESSAGE` followed by the specific cause in brackets."""
-    return f"{OOD_MESSAGE} ({detail})"
+def ood_reason(kind: str, detail: str) -> str:
+    """The user-facing reason: its kind, the specific cause, and that the prediction is unreliable.
+
+    Args:
+        kind: `NOT_A_CHEST_XRAY` or `OUTSIDE_VALIDATED_USE`.
+        detail: The cause, e.g. "colour image (40% of pixels strongly coloured)".
+
+    Returns:
+        "<kind>: <detail>; prediction not reliable".
+
+    Raises:
+        ValueError: `kind` is not one of `OOD_KINDS`.
+    """
+    if kind not in OOD_KINDS:
+        raise ValueError(f"kind must be one of {OOD_KINDS}, got {kind!r}")
+    return f"{kind}: {detail}; {UNRELIABLE_NOTE}"
+
+
+def reason_kind(reason: str) -> str:
+    """Which kind of flag a reason is: `NOT_A_CHEST_XRAY` or `OUTSIDE_VALIDATED_USE`.
+
+    Raises:
+        ValueError: The reason starts with neither (it was not made by `ood_reason`).
+    """
+    for kind in OOD_KINDS:
+        if reason.startswith(f"{kind}: "):
+            return kind
+    raise ValueError(f"not an out-of-distribution reason: {reason!r}")
+
+
+def flag_counts(reasons: Sequence[str | None]) -> dict[str, int]:
+    """How many inputs were flagged, in all and for each kind.
+
+    Args:
+        reasons: One `Prediction.ood_reason` per input, None for an input not flagged.
+
+    Returns:
+        `{"n": inputs, "flagged": inputs flagged for either kind, NOT_A_CHEST_XRAY: count,
+        OUTSIDE_VALIDATED_USE: count}`.
+
+    Raises:
+        ValueError: A reason of neither kind.
+    """
+    kinds = [reason_kind(reason) for reason in reasons if reason is not None]
+    counts = {"n": len(reasons), "flagged": len(kinds)}
+    counts.update({kind: kinds.count(kind) for kind in OOD_KINDS})
+    return counts
 
 
 def simple_check(model_input: np.ndarray, info: ImageInfo) -> str | None:
@@ -62,33 +121,40 @@ def simple_check(model_input: np.ndarray, info: ImageInfo) -> str | None:
         info: What decoding learned about the original file.
 
     Returns:
-        The reason (starting with `OOD_MESSAGE`) when the input is not a chest X-ray, else None.
+        The reason when the input is not a chest X-ray (starts with `NOT_A_CHEST_XRAY`) or is
+        a lateral view (starts with `OUTSIDE_VALIDATED_USE`), else None.
     """
-    detail = _dicom_tag_problem(info) or _picture_problem(model_input, info)
-    return ood_reason(detail) if detail else None
+    problem = _dicom_tag_problem(info) or _picture_problem(model_input, info)
+    return ood_reason(*problem) if problem else None
 
 
-def _dicom_tag_problem(info: ImageInfo) -> str | None:
+def _dicom_tag_problem(info: ImageInfo) -> tuple[str, str] | None:
+    """(kind, detail) when the DICOM tags rule the image out, else None."""
     if info.modality and info.modality not in RADIOGRAPH_MODALITIES:
-        return f"DICOM modality {info.modality} is not a radiograph"
+        return NOT_A_CHEST_XRAY, f"DICOM modality {info.modality} is not a radiograph"
     if info.body_part and not any(part in info.body_part for part in CHEST_BODY_PARTS):
-        return f"DICOM body part is {info.body_part}, not chest"
+        return NOT_A_CHEST_XRAY, f"DICOM body part is {info.body_part}, not chest"
     if info.view_position in LATERAL_VIEWS:
-        return f"lateral view ({info.view_position}); the model reads frontal views"
+        return (
+            OUTSIDE_VALIDATED_USE,
+            f"lateral view ({info.view_position}); validated on frontal views only",
+        )
     return None
 
 
-def _picture_problem(model_input: np.ndarray, info: ImageInfo) -> str | None:
+def _picture_problem(model_input: np.ndarray, info: ImageInfo) -> tuple[str, str] | None:
+    """(NOT_A_CHEST_XRAY, detail) when the picture cannot be a radiograph, else None."""
     if info.color_fraction > COLOR_FRACTION_LIMIT:
-        return f"colour image: {info.color_fraction:.0%} of pixels are strongly coloured"
-    if info.aspect_ratio > ASPECT_RATIO_LIMIT:
-        return f"extreme aspect ratio {info.aspect_ratio:.1f}:1 ({info.width}x{info.height})"
-    if min(info.width, info.height) < MIN_SIDE:
-        return f"image too small to be a radiograph ({info.width}x{info.height} pixels)"
-    contrast = float(np.std(model_input))
-    if contrast < MIN_CONTRAST:
-        return f"near-constant image (contrast {contrast:.3f})"
-    return None
+        detail = f"colour image ({info.color_fraction:.0%} of pixels strongly coloured)"
+    elif info.aspect_ratio > ASPECT_RATIO_LIMIT:
+        detail = f"extreme aspect ratio {info.aspect_ratio:.1f}:1 ({info.width}x{info.height})"
+    elif min(info.width, info.height) < MIN_SIDE:
+        detail = f"image too small to be a radiograph ({info.width}x{info.height} pixels)"
+    elif (contrast := float(np.std(model_input))) < MIN_CONTRAST:
+        detail = f"near-constant image (contrast {contrast:.3f})"
+    else:
+        return None
+    return NOT_A_CHEST_XRAY, detail
 
 
 @dataclass
@@ -127,14 +193,23 @@ class OodStatistics:
         return np.sqrt(np.maximum(squared, 0.0))
 
     def reasons(self, features: np.ndarray) -> list[str | None]:
-        """Per input: the reason it is flagged (distance above threshold), else None."""
+        """Per input: an `OUTSIDE_VALIDATED_USE` reason when it lies too far, else None.
+
+        Args:
+            features: (n, d) penultimate features.
+
+        Returns:
+            n reasons; an input is too far when its distance is above `threshold`.
+        """
         return [
             ood_reason(
-                f"unlike the training X-rays: feature distance {d:.1f} > {self.threshold:.1f}"
+                OUTSIDE_VALIDATED_USE,
+                f"unlike the paediatric training X-rays (feature distance {distance:.1f} > "
+                f"{self.threshold:.1f})",
             )
-            if d > self.threshold
+            if distance > self.threshold
             else None
-            for d in self.distances(features)
+            for distance in self.distances(features)
         ]
 
     def to_bytes(self) -> bytes:

@@ -21,10 +21,11 @@ class Prediction:
     """One image's result; `error` is set (and the rest None) when it could not be read.
 
     Attributes:
-        ood: True when the input does not look like a frontal chest X-ray: the probability is
-            still reported but must not be relied on.
-        ood_reason: Why (starts with `ood.OOD_MESSAGE`, "not a chest X-ray: prediction not
-            reliable"), None when `ood` is False.
+        ood: True when the input is not a chest X-ray or is outside the model's validated
+            use: the probability is still reported but must not be relied on.
+        ood_reason: Why, None when `ood` is False. It starts with its kind,
+            `ood.NOT_A_CHEST_XRAY` ("not a chest X-ray: ...") or `ood.OUTSIDE_VALIDATED_USE`
+            ("outside validated use: ..."), and ends with "prediction not reliable".
     """
 
     file: str

@@ -109,6 +109,19 @@ def synthetic_dicom(
     return dicom_bytes(dataset)
 
 
+def headerless_dicom(pixels: np.ndarray) -> bytes:
+    """A DX file as old CR/DX exports store it: implicit VR little endian, no preamble, no
+    'DICM' marker and no file meta information (so no Transfer Syntax UID)."""
+    dataset = pydicom.dcmread(io.BytesIO(synthetic_dicom(pixels)))
+    dataset.file_meta = FileMetaDataset()
+    dataset.preamble = None
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(
+        buffer, dataset, implicit_vr=True, little_endian=True, enforce_file_format=False
+    )
+    return buffer.getvalue()
+
+
 def pydicom_file(name: str) -> bytes:
     return (PYDICOM_FILES / name).read_bytes()
 
@@ -149,6 +162,7 @@ def valid_unusual_files() -> list[HostileFile]:
         HostileFile("SC_rgb_rle_2frame.dcm", pydicom_file("SC_rgb_rle_2frame.dcm")),
         HostileFile("CT_small.dcm", pydicom_file("CT_small.dcm")),
         HostileFile("monochrome1.dcm", synthetic_dicom(chest_like(), photometric="MONOCHROME1")),
+        HostileFile("headerless_implicit_vr.dcm", headerless_dicom(chest_like())),
         HostileFile("JPEG-lossy.dcm", pydicom_file("JPEG-lossy.dcm"), r"decoded", either=True),
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -234,6 +235,78 @@ def test_installed_pneumonet_command_runs(synthetic_data):
     assert "usage: pneumonet" in help_text
     for command in ("data", "train", "evaluate", "predict"):
         assert command in help_text
+
+
+# --- a quiet command line --------------------------------------------------------------------
+
+# What TensorFlow prints on start-up: oneDNN and CPU-feature notices, absl's warning, and any
+# line in its C++ log format ("I0000 00:00:1795716974.045821 10549 port.cc:153] ...").
+TENSORFLOW_NOISE = ("oneDNN", "absl", "cpu_feature_guard", "I0000", "port.cc")
+TENSORFLOW_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d", re.MULTILINE)
+
+
+def run_pneumonet(*arguments: str) -> subprocess.CompletedProcess:
+    """Run the installed `pneumonet` command on this checkout, as a user's terminal would.
+
+    TensorFlow's own logging settings are removed from the environment, as a user has none.
+    """
+    executable = shutil.which("pneumonet", path=str(Path(sys.executable).parent))
+    command = [executable] if executable else [sys.executable, "-m", "pneumonet_core.cli"]
+    project_root = str(Path(__file__).resolve().parent.parent)
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
+    }
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [project_root, *filter(None, [environment.get("PYTHONPATH")])]
+    )
+    return subprocess.run(
+        [*command, *arguments], capture_output=True, text=True, timeout=180, env=environment
+    )
+
+
+def assert_no_tensorflow_noise(stderr: str) -> None:
+    for marker in TENSORFLOW_NOISE:
+        assert marker not in stderr, stderr
+    assert not TENSORFLOW_LOG_LINE.search(stderr), stderr
+
+
+def test_predict_shows_only_pneumonet_output_and_its_progress_bar(
+    untrained_model_path, image_factory
+):
+    images = [image_factory("a.png", seed=1), image_factory("b.png", seed=2)]
+    result = run_pneumonet("predict", "--model", str(untrained_model_path), *map(str, images))
+    assert result.returncode == 0, result.stderr
+    assert_no_tensorflow_noise(result.stderr)
+    assert "2/2" in result.stderr  # the progress bar is still drawn
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()[1:]] == list(
+        map(str, images)
+    )
+
+
+def test_evaluate_shows_only_pneumonet_output(untrained_model_path, synthetic_data):
+    folder = synthetic_data / "val"
+    result = run_pneumonet("evaluate", str(folder), "--model", str(untrained_model_path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert_no_tensorflow_noise(result.stderr)
+    assert result.stderr == ""
+    assert json.loads(result.stdout)["n"] == 8
+
+
+def test_train_errors_stay_visible_after_the_quiet_tensorflow_import(tmp_path):
+    result = run_pneumonet("train", str(tmp_path / "missing"), "--out", str(tmp_path / "m.keras"))
+    assert result.returncode == EXIT_ERROR
+    assert_no_tensorflow_noise(result.stderr)
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("pneumonet: error: dataset folder") and "missing" in line
+
+
+def test_verbose_is_accepted_before_the_command(untrained_model_path, image_factory):
+    image = image_factory("a.png")
+    result = run_pneumonet("--verbose", "predict", "--model", str(untrained_model_path), str(image))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith(f"{image}\t")
 
 
 def test_shortcuts_json_reports_the_three_figures(trained_model_path, synthetic_data, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from pneumonet_core import config
@@ -47,3 +49,21 @@ def test_active_model_prefers_env_then_promoted_then_shipped(monkeypatch, tmp_pa
     assert config.active_model_path() == promoted
     monkeypatch.setenv("PNEUMONET_MODEL", "~/chosen.keras")
     assert config.active_model_path() == Path("~/chosen.keras").expanduser()
+
+
+def test_stderr_silenced_hides_descriptor_2_only_while_inside(capfd):
+    os.write(2, b"before\n")
+    with config.stderr_silenced():
+        os.write(2, b"written by C code while TensorFlow is imported\n")
+    os.write(2, b"after\n")
+    print("and from Python", file=sys.stderr)
+    assert capfd.readouterr().err == "before\nafter\nand from Python\n"
+
+
+def test_quiet_tensorflow_keeps_a_level_the_user_set(monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    config.quiet_tensorflow(verbose=True)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    config.quiet_tensorflow()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"

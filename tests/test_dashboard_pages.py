@@ -211,6 +211,57 @@ def test_a_photo_is_flagged_as_not_an_xray_and_its_label_marked_unreliable(dashb
     assert table.loc["xray.png", "warning"] == ""
 
 
+@pytest.fixture(scope="module")
+def guarded_model(tmp_path_factory) -> Path:
+    """A tiny model whose OOD statistics were fitted on noise pictures like `png_bytes`."""
+    from pneumonet_core import ood
+    from pneumonet_core.modelio import load_model
+    from pneumonet_core.preprocessing import preprocess_image
+
+    path = build_tiny_model(tmp_path_factory.mktemp("guarded_model") / "guarded.keras")
+    model, metadata = load_model(path)
+
+    def features(seeds: range) -> np.ndarray:
+        images = [preprocess_image(png_bytes(seed=seed), metadata.image_size) for seed in seeds]
+        return ood.compute_features(model, np.stack(images))
+
+    statistics = ood.fit_statistics(features(range(100, 220)), features(range(300, 360)))
+    ood.save_statistics(path, statistics)
+    return path
+
+
+def checkerboard_png() -> bytes:
+    from PIL import Image
+
+    squares = ((np.indices((96, 96)) // 12).sum(axis=0) % 2 * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(squares).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_predict_page_and_batch_table_tell_the_two_warnings_apart(
+    dashboard_env, guarded_model, monkeypatch
+):
+    monkeypatch.setenv("PNEUMONET_MODEL", str(guarded_model))
+    app = open_page("predict")
+    files = [
+        ("photo.jpg", colour_photo_bytes(), "image/jpeg"),
+        ("unlike.png", checkerboard_png(), "image/png"),
+        ("typical.png", png_bytes(seed=5), "image/png"),
+    ]
+    app.file_uploader[0].set_value(files).run()
+    assert not app.exception, app.exception
+    warnings = sorted(element.value for element in app.warning)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("not a chest X-ray: colour image")
+    assert warnings[1].startswith("outside validated use: unlike the paediatric training X-rays")
+    assert all("probability below is shown for reference only" in text for text in warnings)
+    table = app.dataframe[0].value.set_index("file")
+    assert table.loc["photo.jpg", "warning"].startswith("not a chest X-ray: ")
+    assert table.loc["unlike.png", "warning"].startswith("outside validated use: ")
+    assert table.loc["typical.png", "warning"] == ""
+
+
 def test_a_model_without_ood_statistics_says_only_simple_checks_run(dashboard_env):
     app = open_page("predict")
     assert "carries no out-of-distribution statistics" in texts(app)

@@ -12,6 +12,7 @@ import pytest
 from dashboard_fixtures import HOME_SCRIPT, PROJECT_ROOT
 
 from dashboard import charts, report, services
+from pneumonet_core import ood
 
 
 def test_home_does_not_import_tensorflow_keras_or_mlflow(tmp_path):
@@ -61,18 +62,25 @@ def _prediction(
     )
 
 
+NOT_AN_XRAY = ood.ood_reason(ood.NOT_A_CHEST_XRAY, "colour image (40% of pixels strongly coloured)")
+UNLIKE_TRAINING = ood.ood_reason(
+    ood.OUTSIDE_VALIDATED_USE, "unlike the training X-rays (feature distance 41.2 > 30.5)"
+)
+
+
 def test_predictions_table_puts_the_most_likely_pneumonia_first():
     table = services.predictions_table(
         [
             _prediction("low.png", 0.1),
             _prediction("bad.png", None, "not an image"),
             _prediction("high.png", 0.9),
-            _prediction("photo.png", 0.5, ood_reason="not a chest X-ray (colour image)"),
+            _prediction("photo.png", 0.5, ood_reason=NOT_AN_XRAY),
+            _prediction("adult.png", 0.3, ood_reason=UNLIKE_TRAINING),
         ]
     )
-    assert list(table["file"]) == ["high.png", "photo.png", "low.png", "bad.png"]
-    assert table.loc[3, "label"] == "unreadable"
-    assert list(table["warning"]) == ["", "not a chest X-ray (colour image)", "", ""]
+    assert list(table["file"]) == ["high.png", "photo.png", "adult.png", "low.png", "bad.png"]
+    assert table.loc[4, "label"] == "unreadable"
+    assert list(table["warning"]) == ["", NOT_AN_XRAY, UNLIKE_TRAINING, "", ""]
     csv = services.table_to_csv(table).decode()
     assert csv.splitlines()[0] == "file,probability,label,threshold,warning,error"
 

@@ -60,6 +60,8 @@ def test_markdown_shows_every_section_with_the_cards_numbers():
     assert "| confusion_matrix | tn 265, fp 4, fn 15, tp 760 |" in text
     assert "14.4 min on 2 CPU cores" in text
     assert "98th percentile" in text and "1.9% of the 1044 validation X-rays" in text
+    assert 'are flagged "outside validated use"' in text
+    assert 'another modality or body part as "not a chest X-ray"' in text
     assert "- Only paediatric images." in text
     assert "```bash\npython bench/accuracy.py --ship\n```" in text
 
@@ -69,6 +71,7 @@ def test_markdown_without_ood_statistics_or_limitations_says_so():
     del card["limitations"]
     text = render_markdown(card)
     assert "only the simple checks" in text
+    assert "A chest X-ray unlike the training images" in text and "is not flagged" in text
     assert f"- {LIMITATIONS[0]}" in text
 
 

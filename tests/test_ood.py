@@ -1,8 +1,9 @@
-"""ood: the not-a-chest-X-ray guard (simple checks and feature distance) on a tiny model."""
+"""ood: the guard's two flags (not a chest X-ray, outside validated use) on a tiny model."""
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import zipfile
@@ -16,10 +17,14 @@ from pneumonet_core import cli, ood
 from pneumonet_core.imaging import ImageInfo
 from pneumonet_core.modelio import ModelLoadError, load_model, read_metadata
 from pneumonet_core.ood import (
+    NOT_A_CHEST_XRAY,
     OOD_ENTRY,
-    OOD_MESSAGE,
+    OUTSIDE_VALIDATED_USE,
     OodStatistics,
     fit_statistics,
+    flag_counts,
+    ood_reason,
+    reason_kind,
     simple_check,
     threshold_flagging_at_most,
 )
@@ -51,22 +56,57 @@ def test_a_plain_grayscale_radiograph_passes_the_simple_checks():
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"color_fraction": 0.4}, "colour image: 40%"),
+        ({"color_fraction": 0.4}, "colour image (40% of pixels strongly coloured)"),
         ({"width": 3000, "height": 500}, "extreme aspect ratio 6.0:1"),
-        ({"width": 20, "height": 20}, "too small"),
-        ({"format": "DICOM", "modality": "CT"}, "modality CT is not a radiograph"),
-        ({"format": "DICOM", "modality": "CR", "body_part": "HAND"}, "body part is HAND"),
-        ({"format": "DICOM", "modality": "DX", "view_position": "LL"}, "lateral view"),
+        ({"width": 20, "height": 20}, "image too small to be a radiograph (20x20 pixels)"),
+        ({"format": "DICOM", "modality": "CT"}, "DICOM modality CT is not a radiograph"),
+        ({"format": "DICOM", "modality": "CR", "body_part": "HAND"}, "DICOM body part is HAND"),
     ],
 )
-def test_simple_checks_flag_with_a_specific_reason(changes, expected):
+def test_simple_checks_say_not_a_chest_xray_with_a_specific_reason(changes, expected):
     reason = simple_check(TYPICAL_INPUT, info(**changes))
-    assert reason.startswith(OOD_MESSAGE) and expected in reason
+    assert reason.startswith(f"{NOT_A_CHEST_XRAY}: {expected}")
+    assert reason.endswith("; prediction not reliable")
+
+
+def test_a_lateral_chest_view_is_outside_validated_use_not_a_non_xray():
+    reason = simple_check(TYPICAL_INPUT, info(format="DICOM", modality="DX", view_position="LL"))
+    assert reason == (
+        f"{OUTSIDE_VALIDATED_USE}: lateral view (LL); validated on frontal views only; "
+        "prediction not reliable"
+    )
 
 
 def test_a_near_constant_image_is_flagged():
     blank = np.full((32, 32, 1), 0.5, dtype=np.float32)
-    assert "near-constant" in simple_check(blank, info())
+    reason = simple_check(blank, info())
+    assert reason.startswith(f"{NOT_A_CHEST_XRAY}: near-constant image")
+
+
+def test_reason_kind_reads_back_the_kind_and_refuses_other_text():
+    for kind in (NOT_A_CHEST_XRAY, OUTSIDE_VALIDATED_USE):
+        assert reason_kind(ood_reason(kind, "why")) == kind
+    with pytest.raises(ValueError, match="not an out-of-distribution reason: 'unreadable'"):
+        reason_kind("unreadable")
+    with pytest.raises(ValueError, match="kind must be one of .* got 'odd'"):
+        ood_reason("odd", "why")
+
+
+def test_flag_counts_counts_each_kind_separately():
+    reasons = [
+        None,
+        ood_reason(NOT_A_CHEST_XRAY, "colour image"),
+        ood_reason(OUTSIDE_VALIDATED_USE, "unlike the training X-rays"),
+        ood_reason(OUTSIDE_VALIDATED_USE, "lateral view"),
+        None,
+    ]
+    assert flag_counts(reasons) == {
+        "n": 5,
+        "flagged": 3,
+        NOT_A_CHEST_XRAY: 1,
+        OUTSIDE_VALIDATED_USE: 2,
+    }
+    assert flag_counts([]) == {"n": 0, "flagged": 0, NOT_A_CHEST_XRAY: 0, OUTSIDE_VALIDATED_USE: 0}
 
 
 # --- feature statistics ----------------------------------------------------------------------
@@ -91,7 +131,12 @@ def test_far_features_are_flagged_and_typical_ones_are_not(gaussian_statistics):
     far = typical + 12.0
     near_reason, far_reason = gaussian_statistics.reasons(np.vstack([typical, far]))
     assert near_reason is None
-    assert far_reason.startswith(OOD_MESSAGE) and "feature distance" in far_reason
+    threshold = gaussian_statistics.threshold
+    assert re.fullmatch(
+        rf"outside validated use: unlike the paediatric training X-rays \(feature distance "
+        rf"\d+\.\d > {threshold:.1f}\); prediction not reliable",
+        far_reason,
+    ), far_reason
 
 
 @pytest.mark.parametrize("count", [1, 7, 50, 51, 100, 149])
@@ -182,8 +227,27 @@ def test_predictor_flags_an_obviously_different_grayscale_image(guarded_model):
         ]
     )
     assert typical.ood is False and typical.ood_reason is None
-    assert different.ood is True and "feature distance" in different.ood_reason
+    assert different.ood is True
+    assert reason_kind(different.ood_reason) == OUTSIDE_VALIDATED_USE
+    assert "unlike the paediatric training X-rays (feature distance" in different.ood_reason
     assert different.probability is not None  # still reported, but flagged
+
+
+def test_cli_predict_names_each_kind_of_flag(guarded_model, tmp_path, capsys):
+    checkerboard, colour = tmp_path / "checkerboard.png", tmp_path / "red.png"
+    checkerboard.write_bytes(encode(Image.fromarray(CHECKERBOARD), "PNG"))
+    red = np.zeros((64, 64, 3), dtype=np.uint8)
+    red[..., 0] = 200
+    colour.write_bytes(encode(Image.fromarray(red), "PNG"))
+    arguments = ["predict", "--quiet", "--model", str(guarded_model), str(checkerboard)]
+    assert cli.main([*arguments, str(colour)]) == 0
+    far, coloured = capsys.readouterr().out.splitlines()[-2:]
+    assert "checkerboard.png\toutside validated use: unlike the paediatric training" in far
+    assert "red.png\tnot a chest X-ray: colour image (100% of pixels" in coloured
+    assert cli.main([*arguments, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["ood"] is True
+    assert reason_kind(record["ood_reason"]) == OUTSIDE_VALIDATED_USE
 
 
 def test_without_statistics_only_the_simple_checks_apply(untrained_model_path):
@@ -196,7 +260,7 @@ def test_without_statistics_only_the_simple_checks_apply(untrained_model_path):
         [encode(Image.fromarray(checkerboard), "PNG"), encode(Image.fromarray(colour), "PNG")]
     )
     assert plain.ood is False
-    assert red.ood is True and "colour image" in red.ood_reason
+    assert red.ood is True and red.ood_reason.startswith(f"{NOT_A_CHEST_XRAY}: colour image")
 
 
 def test_damaged_statistics_entry_gives_a_clear_model_error(untrained_model_path, tmp_path):

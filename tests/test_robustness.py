@@ -30,7 +30,7 @@ from hostile_files import (
 
 from pneumonet_core import cli
 from pneumonet_core.imaging import ImageReadError, read_image, read_image_with_info
-from pneumonet_core.ood import OOD_MESSAGE
+from pneumonet_core.ood import NOT_A_CHEST_XRAY
 from pneumonet_core.predict import Predictor
 from pneumonet_core.preprocessing import resize_image
 
@@ -142,7 +142,8 @@ def test_predictor_flags_inputs_that_are_not_chest_xrays(predictor, name, reason
     (prediction,) = predictor.predict([item.content], names=[name])
     assert prediction.error is None
     assert prediction.ood is True
-    assert prediction.ood_reason.startswith(OOD_MESSAGE) and reason in prediction.ood_reason
+    assert prediction.ood_reason.startswith(f"{NOT_A_CHEST_XRAY}: ")
+    assert reason in prediction.ood_reason
 
 
 def test_predictor_does_not_flag_a_plain_grayscale_picture(predictor):
@@ -172,7 +173,7 @@ def test_cli_text_output_shows_the_not_a_chest_xray_warning(untrained_model_path
     ct_path = pydicom.data.get_testdata_file("CT_small.dcm")
     assert cli.main(["predict", "--quiet", "--model", str(untrained_model_path), ct_path]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert OOD_MESSAGE in line and "modality CT" in line
+    assert f"\t{NOT_A_CHEST_XRAY}: DICOM modality CT is not a radiograph" in line
 
 
 def run_cli(*arguments: str) -> subprocess.CompletedProcess:

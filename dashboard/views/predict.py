@@ -31,7 +31,8 @@ st.markdown(
 if not summary.has_ood_guard:
     st.caption(
         "This model file carries no out-of-distribution statistics: only the simple checks "
-        f"({services.SIMPLE_OOD_CHECKS}) warn about images that are not chest X-rays. Fit them "
+        f"({services.SIMPLE_OOD_CHECKS}) flag images, so a chest X-ray unlike the training "
+        "images (an adult's, or one from another hospital's device) is not flagged. Fit them "
         "with `pneumonet ood fit --model PATH`."
     )
 uploads = st.file_uploader(
@@ -127,6 +128,11 @@ def batch_results(predictions: list[services.ImagePrediction]) -> None:
         column_config={
             "probability": st.column_config.ProgressColumn(
                 "P(pneumonia)", min_value=0.0, max_value=1.0, format="%.3f"
+            ),
+            "warning": st.column_config.TextColumn(
+                "warning",
+                help="Why the probability is unreliable: not a chest X-ray, or outside "
+                "validated use (a chest X-ray unlike the training images).",
             ),
         },
     )
