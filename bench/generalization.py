@@ -63,6 +63,17 @@ RECIPES = {
         "(brightness 0.25, gamma log 0.6, contrast 0.5, blur, noise 0.03, down-up 0.5)",
         "settings": {"augmentation": {**STRONG_JITTER, "crop_area": 0.35}},
     },
+    "crop+jitter+smoothing": {
+        "about": "crop+jitter + label smoothing 0.1 (regularisation)",
+        "settings": {
+            "augmentation": {**STRONG_JITTER, "crop_area": 0.35},
+            "label_smoothing": 0.1,
+        },
+    },
+    "crop+jitter-192px": {
+        "about": "crop+jitter at 192 px input (the stop-7 model's size)",
+        "settings": {"augmentation": {**STRONG_JITTER, "crop_area": 0.35}, "image_size": 192},
+    },
     "photometric+lungfocus": {
         "about": "photometric + everything outside the lung box hidden inside the model",
         "settings": {"augmentation": PHOTOMETRIC, "lung_focus": 1.0},
