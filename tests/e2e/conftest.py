@@ -11,22 +11,19 @@ them, so a CI run cannot pass without them.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from concurrent_sessions import start_dashboard, stop_dashboard, stop_training_job  # noqa: E402
 from dashboard_fixtures import (  # noqa: E402
     DATA_ROOT,
-    HOME_SCRIPT,
     PROJECT_ROOT,
     build_tiny_model,
 )
@@ -45,27 +42,6 @@ CHROMIUM_ARGS = [
 ]
 
 VIEWPORT = {"width": 1440, "height": 1000}
-SERVER_START_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_health(url: str, process: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the dashboard server exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the dashboard server did not answer within {timeout_s} s")
 
 
 @pytest.fixture(scope="session")
@@ -109,59 +85,15 @@ def dashboard_server(server_environment: dict[str, str], e2e_home: Path) -> Iter
             f"Chromium not found at {CHROMIUM}: install it (apt-get install -y chromium; "
             "`./run test` does) or point PNEUMONET_CHROMIUM at it"
         )
-    port = _free_port()
-    url = f"http://localhost:{port}"
     log = open(e2e_home / "server.log", "w")  # noqa: SIM115  (closed below)
     started_at = time.monotonic()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(HOME_SCRIPT),
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--server.fileWatcherType",
-            "none",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=PROJECT_ROOT,
-        env=server_environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    url, process = start_dashboard(server_environment, log)
     try:
-        _wait_for_health(url, process, SERVER_START_TIMEOUT_S)
         yield {"url": url, "ready_after_s": time.monotonic() - started_at}
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_dashboard(process)
         log.close()
-        _stop_training_job(server_environment)
-
-
-def _stop_training_job(environment: dict[str, str]) -> None:
-    """End a training job the tests may have left running (by its recorded process id)."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from pneumonet_core import jobs; s = jobs.read_job_status(); "
-            "jobs.request_stop() if s and s.is_active else None; jobs.wait_for_job(60)",
-        ],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        timeout=90,
-        check=False,
-        capture_output=True,
-    )
+        stop_training_job(server_environment, PROJECT_ROOT)
 
 
 @pytest.fixture(scope="session")
