@@ -349,7 +349,9 @@ def main() -> int:
             if args.train_only:
                 continue
             key = f"{name} ({recipe_config(name, args.seeds[0], args.epochs).epochs} epochs)"
-            results["recipes"][key] = score_recipe(name, args.seeds, args.epochs, sets)
+            scored = score_recipe(name, args.seeds, args.epochs, sets)
+            results = load_results()  # another run may have written meanwhile: merge, not clobber
+            results["recipes"][key] = scored
             results["hardware"] = benchlib.hardware()
             benchlib.write_result(RESULTS_NAME, results)
             print_recipe(key, results["recipes"][key], time.monotonic() - started)
