@@ -1,4 +1,4 @@
-"""Keras callbacks used by training: MLflow logging, best checkpoint, progress and stop."""
+"""Keras callbacks used by training: epoch logging, best checkpoint, progress and stop."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from pneumonet_core.atomic import write_json_atomically
 from pneumonet_core.modelio import ModelMetadata, save_model
 
 
-class MlflowEpochLogger(keras.callbacks.Callback):
-    """Logs every epoch's train and validation metrics to the active MLflow run (step = epoch)."""
+class EpochLogger(keras.callbacks.Callback):
+    """Passes every epoch's finite train and validation metrics to `log(metrics, step=epoch)`.
 
-    def __init__(self, mlflow):
+    Training gives it `tracking.log_epoch_metrics`, so MLflow stays inside `tracking`.
+    """
+
+    def __init__(self, log):
         super().__init__()
-        self.mlflow = mlflow
+        self.log = log
 
     def on_epoch_end(self, epoch, logs=None):
         finite = {
@@ -27,7 +30,7 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         }
         learning_rate = self.model.optimizer.learning_rate
         finite["learning_rate"] = float(keras.ops.convert_to_numpy(learning_rate))
-        self.mlflow.log_metrics(finite, step=epoch + 1)
+        self.log(finite, step=epoch + 1)
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):

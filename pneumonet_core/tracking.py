@@ -6,8 +6,12 @@ The default store is an embedded SQLite database under `PNEUMONET_HOME`; set
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import math
 import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -116,3 +120,74 @@ def download_artifact(run_id: str, artifact_path: str, destination: str | os.Pat
         run_id=run_id, artifact_path=artifact_path, dst_path=str(destination)
     )
     return Path(local)
+
+
+# --- writing a training run -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def start_training_run(run_name: str | None = None):
+    """Open a run in the experiment; yields its run id and closes it (FAILED on an exception)."""
+    mlflow = configure()
+    experiment_id = ensure_experiment()
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        yield run.info.run_id
+
+
+def log_epoch_metrics(metrics: dict[str, float], step: int) -> None:
+    """One epoch's metrics in the active run (step = epoch, 1-based)."""
+    import mlflow
+
+    mlflow.log_metrics(metrics, step=step)
+
+
+def log_run_start(params: dict, tags: dict[str, str], skipped: list[tuple[str, str]]) -> None:
+    """The run's parameters and tags, and the training images that could not be read."""
+    import mlflow
+
+    mlflow.log_params(params)
+    mlflow.set_tags(tags)
+    if skipped:
+        mlflow.log_dict({"skipped": [list(item) for item in skipped]}, "skipped_images.json")
+
+
+def log_ood_guard(status: str, validation_flag_rate: float | None = None) -> None:
+    """Whether the run's OOD statistics were fitted, and their validation flag rate."""
+    import mlflow
+
+    mlflow.set_tag("pneumonet.ood_guard", status)
+    if validation_flag_rate is not None:
+        mlflow.log_metric("ood_validation_flag_rate", validation_flag_rate)
+
+
+def log_run_end(
+    model_path: Path,
+    predictions: pd.DataFrame,
+    val_metrics: dict,
+    *,
+    stopped: bool,
+    duration_s: float,
+) -> None:
+    """The run's artifacts (model, predictions, metrics, confusion matrix) and final metrics."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        predictions_path = Path(folder) / "predictions.csv"
+        predictions.to_csv(predictions_path, index=False)
+        mlflow.log_artifact(str(predictions_path))
+    mlflow.log_dict(json.loads(json.dumps(val_metrics)), "metrics.json")
+    mlflow.log_dict(val_metrics["confusion_matrix"], "confusion_matrix.json")
+    mlflow.log_artifact(str(model_path), artifact_path="model")
+    final = {
+        f"final_val_{key}": value
+        for key, value in val_metrics.items()
+        if isinstance(value, float) and math.isfinite(value)
+    }
+    final["duration_s"] = duration_s
+    mlflow.log_metrics(final)
+    mlflow.set_tags(
+        {
+            "pneumonet.model_path": str(model_path),
+            "pneumonet.stopped_by_user": str(bool(stopped)).lower(),
+        }
+    )

@@ -7,9 +7,7 @@ the current batch and keeps its best model.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -289,13 +287,79 @@ def train(
     import keras
 
     from pneumonet_core import tracking
-    from pneumonet_core.augment import build_augmentation
-    from pneumonet_core.callbacks import BestModelCheckpoint, MlflowEpochLogger, ProgressReporter
 
     started = time.monotonic()
     # Fail now, not after training, when the model could not be written.
     check_writable_destination(train_config.out or paths.default_model_path())
     keras.utils.set_random_seed(train_config.seed)
+    session = _build_session(train_config)
+    with tracking.start_training_run(train_config.run_name) as run_id:
+        out = Path(train_config.out or paths.default_model_path(run_id))
+        tracking.log_run_start(
+            _run_parameters(train_config, session),
+            {"pneumonet.architecture": train_config.architecture, "pneumonet.kind": "training"},
+            session.data.skipped,
+        )
+        fitted = _fit(session, train_config, out, run_id, stop_file, status_file, verbose)
+        outcome = _save_best_model(session, train_config, fitted, out, run_id)
+        duration = time.monotonic() - started
+        tracking.log_run_end(
+            out,
+            _predictions_frame(session, outcome.val_scores, outcome.threshold),
+            outcome.val_metrics,
+            stopped=fitted.stopped_by_user,
+            duration_s=duration,
+        )
+    return TrainResult(
+        run_id=run_id,
+        model_path=str(out),
+        best_epoch=fitted.best_epoch,
+        epochs_run=fitted.epochs_run,
+        stopped_by_user=fitted.stopped_by_user,
+        threshold=outcome.threshold,
+        val_metrics=outcome.val_metrics,
+        duration_s=duration,
+        parameters=int(session.model.count_params()),
+        train_images=len(session.data.train_frame),
+        val_images=len(session.data.val_frame),
+    )
+
+
+@dataclass
+class TrainingSession:
+    """Everything a run trains with: data, tf.data pipelines and the compiled model."""
+
+    data: PreparedData
+    train_labels: np.ndarray
+    val_labels: np.ndarray
+    train_dataset: object
+    val_dataset: object
+    model: object
+
+
+@dataclass
+class FitOutcome:
+    """How the fit ended: the best epoch (1-based) and its weights."""
+
+    best_epoch: int
+    best_weights: list
+    epochs_run: int
+    stopped_by_user: bool
+
+
+@dataclass
+class SavedModelOutcome:
+    """The best model's validation scores, threshold and metrics, as written to its file."""
+
+    val_scores: np.ndarray
+    threshold: float
+    val_metrics: dict
+
+
+def _build_session(train_config: TrainConfig) -> TrainingSession:
+    """Decode and split the data, build the pipelines and the compiled model."""
+    from pneumonet_core.augment import build_augmentation
+
     strategy = make_strategy(train_config.distribute)
     batch_size = global_batch_size(train_config.batch_size, strategy)
     data = prepare_data(train_config)
@@ -320,105 +384,108 @@ def train(
             train_config.lung_focus,
         )
         _compile(model, train_config, steps_per_epoch=len(train_dataset))
+    return TrainingSession(data, train_labels, val_labels, train_dataset, val_dataset, model)
 
-    mlflow = tracking.configure()
-    experiment_id = tracking.ensure_experiment()
-    with mlflow.start_run(experiment_id=experiment_id, run_name=train_config.run_name) as run:
-        run_id = run.info.run_id
-        out = Path(train_config.out or paths.default_model_path(run_id))
-        _log_run_start(mlflow, train_config, data, model)
-        metadata = ModelMetadata(
-            architecture=train_config.architecture,
-            image_size=train_config.resolved_image_size(),
-            training_data_fingerprint=data.fingerprint,
-            run_id=run_id,
-            training=train_config.to_dict(),
-        )
-        checkpoint = BestModelCheckpoint(
-            out, metadata, monitor=train_config.monitor, mode=MONITORS[train_config.monitor]
-        )
-        reporter = ProgressReporter(
-            status_file,
-            stop_file,
-            run_id=run_id,
-            epochs=train_config.epochs,
-            batches=len(train_dataset),
-        )
-        callbacks = [MlflowEpochLogger(mlflow), checkpoint, reporter]
-        if train_config.early_stopping_patience:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor=train_config.monitor,
-                    mode=MONITORS[train_config.monitor],
-                    patience=train_config.early_stopping_patience,
-                )
-            )
-        weights = class_weights(train_labels) if train_config.class_balancing == "weights" else None
-        history = model.fit(
-            train_dataset,
-            validation_data=val_dataset,
-            epochs=train_config.epochs,
-            class_weight=weights,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,
-        )
-        if checkpoint.best_epoch is None:
-            raise RuntimeError("training stopped before the first epoch finished: no model saved")
-        model.set_weights(checkpoint.best_weights)
-        val_scores = model.predict(val_dataset, verbose=0).ravel()
-        threshold = choose_threshold(val_labels, val_scores, train_config.threshold_policy)
-        val_metrics = evaluate.binary_metrics(val_labels, val_scores, threshold=threshold)
-        metadata.threshold = threshold
-        metadata.metrics = {"validation": val_metrics, "best_epoch": checkpoint.best_epoch + 1}
-        ood_entries = _fit_ood_guard(model, data, mlflow, seed=train_config.seed)
-        save_model(model, out, metadata, extra_entries=ood_entries)
-        duration = time.monotonic() - started
-        _log_run_end(
-            mlflow,
-            out,
-            data.val_frame,
-            val_labels,
-            val_scores,
-            val_metrics,
-            reporter.stop_requested,
-            duration,
-        )
-    return TrainResult(
+
+def _fit(session, train_config, out, run_id, stop_file, status_file, verbose) -> FitOutcome:
+    """Fit with the checkpoint, MLflow epoch logging, progress/stop and early stopping."""
+    import keras
+
+    from pneumonet_core import tracking
+    from pneumonet_core.callbacks import BestModelCheckpoint, EpochLogger, ProgressReporter
+
+    checkpoint = BestModelCheckpoint(
+        out,
+        _metadata(train_config, session, run_id),
+        monitor=train_config.monitor,
+        mode=MONITORS[train_config.monitor],
+    )
+    reporter = ProgressReporter(
+        status_file,
+        stop_file,
         run_id=run_id,
-        model_path=str(out),
+        epochs=train_config.epochs,
+        batches=len(session.train_dataset),
+    )
+    callbacks = [EpochLogger(tracking.log_epoch_metrics), checkpoint, reporter]
+    if train_config.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=train_config.monitor,
+                mode=MONITORS[train_config.monitor],
+                patience=train_config.early_stopping_patience,
+            )
+        )
+    weights = (
+        class_weights(session.train_labels) if train_config.class_balancing == "weights" else None
+    )
+    history = session.model.fit(
+        session.train_dataset,
+        validation_data=session.val_dataset,
+        epochs=train_config.epochs,
+        class_weight=weights,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
+    )
+    if checkpoint.best_epoch is None:
+        raise RuntimeError("training stopped before the first epoch finished: no model saved")
+    return FitOutcome(
         best_epoch=checkpoint.best_epoch + 1,
+        best_weights=checkpoint.best_weights,
         epochs_run=len(history.history.get("loss", [])),
         stopped_by_user=reporter.stop_requested,
-        threshold=threshold,
-        val_metrics=val_metrics,
-        duration_s=duration,
-        parameters=int(model.count_params()),
-        train_images=len(data.train_frame),
-        val_images=len(data.val_frame),
     )
 
 
-def _fit_ood_guard(model, data: PreparedData, mlflow, *, seed: int) -> dict[str, bytes]:
+def _metadata(train_config: TrainConfig, session: TrainingSession, run_id: str) -> ModelMetadata:
+    return ModelMetadata(
+        architecture=train_config.architecture,
+        image_size=train_config.resolved_image_size(),
+        training_data_fingerprint=session.data.fingerprint,
+        run_id=run_id,
+        training=train_config.to_dict(),
+    )
+
+
+def _save_best_model(
+    session: TrainingSession, train_config: TrainConfig, fitted: FitOutcome, out: Path, run_id: str
+) -> SavedModelOutcome:
+    """Restore the best epoch, choose the threshold, fit the OOD guard, write the model once."""
+    model = session.model
+    model.set_weights(fitted.best_weights)
+    val_scores = model.predict(session.val_dataset, verbose=0).ravel()
+    threshold = choose_threshold(session.val_labels, val_scores, train_config.threshold_policy)
+    val_metrics = evaluate.binary_metrics(session.val_labels, val_scores, threshold=threshold)
+    metadata = _metadata(train_config, session, run_id)
+    metadata.threshold = threshold
+    metadata.metrics = {"validation": val_metrics, "best_epoch": fitted.best_epoch}
+    ood_entries = _fit_ood_guard(model, session.data, seed=train_config.seed)
+    save_model(model, out, metadata, extra_entries=ood_entries)
+    return SavedModelOutcome(val_scores, threshold, val_metrics)
+
+
+def _fit_ood_guard(model, data: PreparedData, *, seed: int) -> dict[str, bytes]:
     """Out-of-distribution statistics as model-file entries (see `pneumonet_core.ood`).
 
     Returns:
         `{ood.OOD_ENTRY: bytes}`, or `{}` for a run too small to fit them (the model then gets
         the simple checks only).
     """
-    from pneumonet_core import ood
+    from pneumonet_core import ood, tracking
 
     try:
         statistics = ood.fit_on_images(model, data.train_images, data.val_images, seed=seed)
     except ValueError as error:
-        mlflow.set_tag("pneumonet.ood_guard", f"not fitted: {error}")
+        tracking.log_ood_guard(f"not fitted: {error}")
         return {}
-    mlflow.set_tag("pneumonet.ood_guard", "fitted")
-    mlflow.log_metric("ood_validation_flag_rate", statistics.validation_flag_rate)
+    tracking.log_ood_guard("fitted", statistics.validation_flag_rate)
     return {ood.OOD_ENTRY: statistics.to_bytes()}
 
 
-def _log_run_start(mlflow, train_config: TrainConfig, data: PreparedData, model) -> None:
+def _run_parameters(train_config: TrainConfig, session: TrainingSession) -> dict:
+    """The run's MLflow parameters: every setting, augmentation flattened, and the data sizes."""
+    data = session.data
     params = train_config.to_dict()
     augmentation = params.pop("augmentation")
     params.update({f"augmentation.{key}": value for key, value in augmentation.items()})
@@ -430,49 +497,23 @@ def _log_run_start(mlflow, train_config: TrainConfig, data: PreparedData, model)
             "train_patients": data.train_frame["patient_id"].nunique(),
             "val_patients": data.val_frame["patient_id"].nunique(),
             "skipped_images": len(data.skipped),
-            "parameters": model.count_params(),
+            "parameters": session.model.count_params(),
             "data_fingerprint": data.fingerprint,
         }
     )
-    mlflow.log_params(params)
-    mlflow.set_tags(
-        {"pneumonet.architecture": train_config.architecture, "pneumonet.kind": "training"}
-    )
-    if data.skipped:
-        mlflow.log_dict({"skipped": [list(item) for item in data.skipped]}, "skipped_images.json")
+    return params
 
 
-def _log_run_end(
-    mlflow, model_path: Path, val_frame, y_true, y_score, val_metrics, stopped, duration
-) -> None:
-    threshold = val_metrics["threshold"]
-    predictions = pd.DataFrame(
+def _predictions_frame(session: TrainingSession, y_score, threshold: float) -> pd.DataFrame:
+    """One row per validation image: file, patient, label, probability and predicted label."""
+    val_frame = session.data.val_frame
+    return pd.DataFrame(
         {
             "file": val_frame["path"].map(lambda p: Path(p).name),
             "path": val_frame["path"],
             "patient_id": val_frame["patient_id"],
-            "label": y_true,
+            "label": session.val_labels,
             "probability": y_score,
             "predicted": (y_score >= threshold).astype(int),
-        }
-    )
-    with tempfile.TemporaryDirectory() as folder:
-        predictions_path = Path(folder) / "predictions.csv"
-        predictions.to_csv(predictions_path, index=False)
-        mlflow.log_artifact(str(predictions_path))
-    mlflow.log_dict(json.loads(json.dumps(val_metrics)), "metrics.json")
-    mlflow.log_dict(val_metrics["confusion_matrix"], "confusion_matrix.json")
-    mlflow.log_artifact(str(model_path), artifact_path="model")
-    final = {
-        f"final_val_{key}": value
-        for key, value in val_metrics.items()
-        if isinstance(value, float) and np.isfinite(value)
-    }
-    final["duration_s"] = duration
-    mlflow.log_metrics(final)
-    mlflow.set_tags(
-        {
-            "pneumonet.model_path": str(model_path),
-            "pneumonet.stopped_by_user": str(bool(stopped)).lower(),
         }
     )

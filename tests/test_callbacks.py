@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from pneumonet_core.callbacks import BestModelCheckpoint, MlflowEpochLogger, ProgressReporter
+from pneumonet_core.callbacks import BestModelCheckpoint, EpochLogger, ProgressReporter
 from pneumonet_core.modelio import ModelMetadata, read_metadata
 
 
@@ -33,7 +33,7 @@ def compiled_model():
 
 def test_epoch_logger_logs_finite_metrics_at_one_based_steps(compiled_model):
     mlflow = FakeMlflow()
-    logger = MlflowEpochLogger(mlflow)
+    logger = EpochLogger(mlflow.log_metrics)
     logger.set_model(compiled_model)
     logger.on_epoch_end(0, {"loss": 0.5, "val_auc": 0.8, "broken": float("nan"), "note": "x"})
     logger.on_epoch_end(1, {"loss": 0.4})
