@@ -363,7 +363,7 @@ def _add_shortcuts_parser(commands) -> None:
 def _add_train_parser(commands) -> None:
     from pneumonet_core.augment import AugmentationConfig
     from pneumonet_core.model import INPUT_NORMALIZATIONS
-    from pneumonet_core.train import CLASS_BALANCING, LR_SCHEDULES, MONITORS, TrainConfig
+    from pneumonet_core.train_config import CLASS_BALANCING, LR_SCHEDULES, MONITORS, TrainConfig
 
     # Every default comes from the dataclasses, so the CLI and the dashboard cannot drift.
     defaults, augmentation = TrainConfig(), AugmentationConfig()
