@@ -1,7 +1,7 @@
 """Plotly figures for the dashboard, large and legible when projected (18 px text and up).
 
-Figures are built from plain arrays and tables that `services` returns; nothing here touches
-the model or the data on disk.
+Figures are built from plain arrays and tables that the dashboard modules return; nothing here
+touches the model or the data on disk.
 """
 
 from __future__ import annotations

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from dashboard import layout, services
+from dashboard import layout, runs, text
 
 st.title("Runs")
 st.caption("Every training run recorded in the MLflow tracking store, newest first.")
 
 with layout.guard("read the runs"):
-    table = services.runs_table()
+    table = runs.runs_table()
     if table.empty:
         st.info("No runs recorded yet. Start one on the Train page.", icon=":material/history:")
     else:
@@ -20,7 +20,7 @@ with layout.guard("read the runs"):
         )
         st.download_button(
             "Download table (CSV)",
-            services.table_to_csv(table),
+            text.table_to_csv(table),
             file_name="pneumonet_runs.csv",
             mime="text/csv",
             icon=":material/download:",
@@ -31,5 +31,5 @@ st.markdown(
     "Run this in a terminal from the project root (with the project's virtual environment), "
     "then open the address it prints:"
 )
-st.code(services.mlflow_ui_command(), language="bash")
-st.caption(f"Tracking URI: `{services.tracking_uri()}`")
+st.code(runs.mlflow_ui_command(), language="bash")
+st.caption(f"Tracking URI: `{runs.tracking_uri()}`")
