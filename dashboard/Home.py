@@ -2,19 +2,13 @@
 
 This script only sets up the page and the navigation (`dashboard/navigation.py` lists the pages).
 Every page lives in `dashboard/views/`. Nothing here imports TensorFlow, Keras or MLflow, so the
-Home page appears quickly.
+Home page appears quickly. The `dashboard` package is installed with the project
+(`pip install -e .`).
 """
-
-import sys
-from pathlib import Path
 
 import streamlit as st
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-from dashboard import layout, navigation  # noqa: E402  (needs the project root on sys.path)
+from dashboard import layout, navigation
 
 st.set_page_config(
     page_title="PneumoNet",

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    # `dashboard/` is not an installed package; `streamlit run dashboard/Home.py` does the same.
-    sys.path.insert(0, str(PROJECT_ROOT))
 HOME_SCRIPT = PROJECT_ROOT / "dashboard" / "Home.py"
 TINY_IMAGE_SIZE = 64
 DATA_ROOT = Path(
