@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import dataset, inference, models, text, training
@@ -48,6 +49,23 @@ def guard(action: str) -> Iterator[None]:
     except Exception as error:  # noqa: BLE001  (a clinician must never see a traceback)
         LOGGER.exception("Could not %s", action)
         st.error(f"Could not {action}. {text.describe_error(error)}", icon=":material/error:")
+
+
+def csv_download(label: str, table: pd.DataFrame, file_name: str) -> None:
+    """A button that downloads a table as a UTF-8 CSV file.
+
+    Args:
+        label: The button's text, e.g. "Download results (CSV)".
+        table: The table, written without its index.
+        file_name: The downloaded file's name.
+    """
+    st.download_button(
+        label,
+        text.table_to_csv(table),
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+    )
 
 
 def intended_use_note() -> None:

@@ -136,13 +136,7 @@ def batch_results(predictions: list[inference.ImagePrediction]) -> None:
             ),
         },
     )
-    st.download_button(
-        "Download results (CSV)",
-        text.table_to_csv(table),
-        file_name="pneumonet_predictions.csv",
-        mime="text/csv",
-        icon=":material/download:",
-    )
+    layout.csv_download("Download results (CSV)", table, "pneumonet_predictions.csv")
     layout.intended_use_note()
 
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import layout, runs, text
+from dashboard import layout, runs
 
 st.title("Runs")
 st.caption("Every training run recorded in the MLflow tracking store, newest first.")
@@ -18,13 +18,7 @@ with layout.guard("read the runs"):
             width="stretch",
             column_config={"run_id": st.column_config.TextColumn("run id", width="small")},
         )
-        st.download_button(
-            "Download table (CSV)",
-            text.table_to_csv(table),
-            file_name="pneumonet_runs.csv",
-            mime="text/csv",
-            icon=":material/download:",
-        )
+        layout.csv_download("Download table (CSV)", table, "pneumonet_runs.csv")
 
 st.header("Open the same store in the MLflow UI")
 st.markdown(
