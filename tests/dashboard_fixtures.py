@@ -1,7 +1,7 @@
 """Shared helpers for the dashboard tests: a tiny untrained model and sample images.
 
 The project's `tests/conftest.py` belongs to the core; these helpers are imported explicitly by
-the dashboard tests (`tests/test_dashboard_*.py` and `tests/e2e/`).
+the dashboard tests (`tests/dashboard/` and `tests/e2e/`).
 """
 
 from __future__ import annotations
