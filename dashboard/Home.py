@@ -1,20 +1,14 @@
 """PneumoNet dashboard entry point: `streamlit run dashboard/Home.py` from the project root.
 
-This script only sets up the page and the navigation. Every page lives in `dashboard/views/` and
-talks to `pneumonet_core` through `dashboard/services.py`. Nothing here imports TensorFlow, Keras
-or MLflow, so the Home page appears quickly.
+This script only sets up the page and the navigation (`dashboard/navigation.py` lists the pages).
+Every page lives in `dashboard/views/`. Nothing here imports TensorFlow, Keras or MLflow, so the
+Home page appears quickly. The `dashboard` package is installed with the project
+(`pip install -e .`).
 """
-
-import sys
-from pathlib import Path
 
 import streamlit as st
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-from dashboard import layout  # noqa: E402  (needs the project root on sys.path)
+from dashboard import layout, navigation
 
 st.set_page_config(
     page_title="PneumoNet",
@@ -23,14 +17,6 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 layout.apply_styles()
-
-pages = layout.pages()
-navigation = st.navigation(
-    {
-        "PneumoNet": [pages["home"]],
-        "Screening": [pages["predict"], pages["evaluate"]],
-        "Model development": [pages["train"], pages["runs"]],
-    }
-)
+page = navigation.build()
 layout.sidebar_footer()
-navigation.run()
+page.run()

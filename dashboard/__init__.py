@@ -1,1 +1,1 @@
-"""PneumoNet dashboard: Streamlit pages over `pneumonet_core`, reached through `services`."""
+"""PneumoNet dashboard: Streamlit pages (`views/`) over small modules that call `pneumonet_core`."""

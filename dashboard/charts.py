@@ -1,11 +1,12 @@
 """Plotly figures for the dashboard, large and legible when projected (18 px text and up).
 
-Figures are built from plain arrays and tables that `services` returns; nothing here touches
-the model or the data on disk.
+Figures are built from plain arrays and tables that the dashboard modules return; nothing here
+touches the model or the data on disk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,6 +62,16 @@ def probability_bar(probability: float, threshold: float) -> go.Figure:
             hovertemplate="probability %{x:.3f}<extra></extra>",
         )
     )
+    _add_threshold_line(figure, threshold)
+    figure.update_xaxes(range=[0, 1], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1])
+    figure.update_yaxes(showticklabels=False)
+    _style(figure, "", height=170)
+    figure.update_layout(margin={"l": 20, "r": 30, "t": 40, "b": 40})
+    return figure
+
+
+def _add_threshold_line(figure: go.Figure, threshold: float) -> None:
+    """A dashed vertical line at the operating threshold (in [0, 1]), labelled on top."""
     figure.add_vline(
         x=threshold,
         line_width=3,
@@ -69,11 +80,6 @@ def probability_bar(probability: float, threshold: float) -> go.Figure:
         annotation_text=f"threshold {threshold:.2f}",
         annotation_position="top",
     )
-    figure.update_xaxes(range=[0, 1], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1])
-    figure.update_yaxes(showticklabels=False)
-    _style(figure, "", height=170)
-    figure.update_layout(margin={"l": 20, "r": 30, "t": 40, "b": 40})
-    return figure
 
 
 def confusion_matrix(counts: dict[str, int], *, normalise: bool, threshold: float) -> go.Figure:
@@ -123,8 +129,38 @@ def confusion_matrix(counts: dict[str, int], *, normalise: bool, threshold: floa
     return _style(figure, f"Confusion matrix at threshold {threshold:.2f} ({kind})", height=480)
 
 
+@dataclasses.dataclass(frozen=True)
+class _CurveKind:
+    """How one kind of curve is drawn: its keys, legend area name, hover text and axis titles."""
+
+    x_key: str
+    y_key: str
+    area_name: str
+    hover: str
+    x_title: str
+    y_title: str
+
+
+_ROC = _CurveKind(
+    "fpr",
+    "tpr",
+    "AUC",
+    "1 − specificity %{x:.3f}<br>sensitivity %{y:.3f}<extra></extra>",
+    "1 − specificity (false-positive rate)",
+    "sensitivity (true-positive rate)",
+)
+_PR = _CurveKind(
+    "recall",
+    "precision",
+    "AP",
+    "recall %{x:.3f}<br>precision %{y:.3f}<extra></extra>",
+    "recall (sensitivity)",
+    "precision",
+)
+
+
 def roc_curves(curves: Sequence[dict], *, title: str = "ROC curve") -> go.Figure:
-    """ROC curves with their AUC and operating points.
+    """ROC curves with their AUC and operating points, over the chance diagonal.
 
     Args:
         curves: One dict per model: `name`, `fpr`, `tpr`, `auc`, and optionally
@@ -134,32 +170,14 @@ def roc_curves(curves: Sequence[dict], *, title: str = "ROC curve") -> go.Figure
     Returns:
         The figure.
     """
-    figure = go.Figure()
-    figure.add_trace(
-        go.Scatter(
-            x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "#999"}
-        )
+    chance = go.Scatter(
+        x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "#999"}
     )
-    for index, curve in enumerate(curves):
-        colour = COLOURS[index % len(COLOURS)]
-        figure.add_trace(
-            go.Scatter(
-                x=curve["fpr"],
-                y=curve["tpr"],
-                mode="lines",
-                name=f"{curve['name']} (AUC {curve['auc']:.3f})",
-                line={"width": 3, "color": colour},
-                hovertemplate="1 − specificity %{x:.3f}<br>sensitivity %{y:.3f}<extra></extra>",
-            )
-        )
-        _add_operating_point(figure, curve.get("operating_point"), colour, curve["name"])
-    figure.update_xaxes(title="1 − specificity (false-positive rate)", range=[0, 1])
-    figure.update_yaxes(title="sensitivity (true-positive rate)", range=[0, 1.02])
-    return _style(figure, title)
+    return _curves_figure(curves, _ROC, title, first_trace=chance)
 
 
 def pr_curves(curves: Sequence[dict], *, title: str = "Precision-recall curve") -> go.Figure:
-    """Precision-recall curves with their average precision and operating points.
+    """Precision-recall curves with their average precision (AP) and operating points.
 
     Args:
         curves: One dict per model: `name`, `recall`, `precision`, `auc`, and optionally
@@ -169,22 +187,31 @@ def pr_curves(curves: Sequence[dict], *, title: str = "Precision-recall curve") 
     Returns:
         The figure.
     """
+    return _curves_figure(curves, _PR, title)
+
+
+def _curves_figure(
+    curves: Sequence[dict], kind: _CurveKind, title: str, first_trace: go.Scatter | None = None
+) -> go.Figure:
+    """One line per model, in its colour, with its area in the legend and its operating point."""
     figure = go.Figure()
+    if first_trace is not None:
+        figure.add_trace(first_trace)
     for index, curve in enumerate(curves):
         colour = COLOURS[index % len(COLOURS)]
         figure.add_trace(
             go.Scatter(
-                x=curve["recall"],
-                y=curve["precision"],
+                x=curve[kind.x_key],
+                y=curve[kind.y_key],
                 mode="lines",
-                name=f"{curve['name']} (AP {curve['auc']:.3f})",
+                name=f"{curve['name']} ({kind.area_name} {curve['auc']:.3f})",
                 line={"width": 3, "color": colour},
-                hovertemplate="recall %{x:.3f}<br>precision %{y:.3f}<extra></extra>",
+                hovertemplate=kind.hover,
             )
         )
         _add_operating_point(figure, curve.get("operating_point"), colour, curve["name"])
-    figure.update_xaxes(title="recall (sensitivity)", range=[0, 1])
-    figure.update_yaxes(title="precision", range=[0, 1.02])
+    figure.update_xaxes(title=kind.x_title, range=[0, 1])
+    figure.update_yaxes(title=kind.y_title, range=[0, 1.02])
     return _style(figure, title)
 
 
@@ -331,14 +358,7 @@ def score_distribution(labels: np.ndarray, scores: np.ndarray, threshold: float)
                 hovertemplate="P(pneumonia) %{x}<br>%{y} images<extra></extra>",
             )
         )
-    figure.add_vline(
-        x=threshold,
-        line_width=3,
-        line_dash="dash",
-        line_color="#1b2a33",
-        annotation_text=f"threshold {threshold:.2f}",
-        annotation_position="top",
-    )
+    _add_threshold_line(figure, threshold)
     figure.update_layout(barmode="overlay")
     figure.update_xaxes(title="predicted probability of pneumonia", range=[0, 1])
     figure.update_yaxes(title="images")

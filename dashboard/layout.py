@@ -1,6 +1,7 @@
-"""Shared page furniture: the page list, styles, error guard and the intended-use note.
+"""Shared page furniture: styles, the error guard, the intended-use note, the sidebar footer,
+and the blocks several pages show (a model, a dataset, a probability, a shortcut audit).
 
-Only Streamlit and the standard library are imported here, so the Home page stays fast.
+Nothing here imports TensorFlow, Keras or MLflow, so the Home page stays fast.
 """
 
 from __future__ import annotations
@@ -8,40 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
-from dashboard import services
+from dashboard import dataset, inference, models, text, training
 
 LOGGER = logging.getLogger("pneumonet.dashboard")
-VIEWS_DIR = Path(__file__).resolve().parent / "views"
-
-PAGE_FILES = {
-    "home": "views/home.py",
-    "predict": "views/predict.py",
-    "evaluate": "views/evaluate.py",
-    "train": "views/train.py",
-    "runs": "views/runs.py",
-}
-
-
-def pages() -> dict[str, st.Page]:
-    """Build the dashboard's pages (called on every run, as `st.Page` needs a running script).
-
-    Returns:
-        The pages by short name: home, predict, evaluate, train, runs.
-    """
-    return {
-        "home": st.Page(VIEWS_DIR / "home.py", title="Home", icon=":material/home:", default=True),
-        "predict": st.Page(VIEWS_DIR / "predict.py", title="Predict", icon=":material/radiology:"),
-        "evaluate": st.Page(
-            VIEWS_DIR / "evaluate.py", title="Evaluate", icon=":material/analytics:"
-        ),
-        "train": st.Page(VIEWS_DIR / "train.py", title="Train", icon=":material/model_training:"),
-        "runs": st.Page(VIEWS_DIR / "runs.py", title="Runs", icon=":material/table_view:"),
-    }
-
+SIDEBAR_REFRESH_SECONDS = 5
 
 _STYLES = """
 <style>
@@ -73,33 +48,47 @@ def guard(action: str) -> Iterator[None]:
         yield
     except Exception as error:  # noqa: BLE001  (a clinician must never see a traceback)
         LOGGER.exception("Could not %s", action)
-        st.error(f"Could not {action}. {services.describe_error(error)}", icon=":material/error:")
+        st.error(f"Could not {action}. {text.describe_error(error)}", icon=":material/error:")
+
+
+def csv_download(label: str, table: pd.DataFrame, file_name: str) -> None:
+    """A button that downloads a table as a UTF-8 CSV file.
+
+    Args:
+        label: The button's text, e.g. "Download results (CSV)".
+        table: The table, written without its index.
+        file_name: The downloaded file's name.
+    """
+    st.download_button(
+        label,
+        text.table_to_csv(table),
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+    )
 
 
 def intended_use_note() -> None:
     """Show the intended-use statement next to a result."""
-    st.caption(f":material/info: {services.intended_use()}")
+    st.caption(f":material/info: {text.intended_use()}")
 
 
 def sidebar_footer() -> None:
     """Show the running training job (if any) and the intended use in the sidebar."""
     try:
-        job = services.job_summary()
+        job = training.job_summary()
     except Exception:  # noqa: BLE001  (the sidebar must never break a page)
         job = None
     with st.sidebar:
         if job is not None and job.is_active:
             st.fragment(_sidebar_job, run_every=SIDEBAR_REFRESH_SECONDS)()
-        st.caption(services.intended_use())
-
-
-SIDEBAR_REFRESH_SECONDS = 5
+        st.caption(text.intended_use())
 
 
 def _sidebar_job() -> None:
     """The running job in the sidebar, refreshed while it runs (everyone sees which job)."""
     try:
-        job = services.job_summary()
+        job = training.job_summary()
     except Exception:  # noqa: BLE001
         return
     if job is None:
@@ -131,11 +120,11 @@ def format_metric(value: float) -> str:
     return f"{value:.3f}"
 
 
-def model_summary_block(summary: services.ModelSummary) -> None:
+def model_summary_block(summary: models.ModelSummary) -> None:
     """Show a model's name, date, input size, threshold and validation metrics.
 
     Args:
-        summary: The model as described by `services.model_summary`.
+        summary: The model as described by `models.model_summary`.
     """
     st.markdown(f"#### {summary.name}")
     st.caption(f"Created {summary.created_at} · source: {summary.source} · `{summary.path}`")
@@ -219,22 +208,22 @@ def shortcut_block(audit: dict, targets: dict) -> None:
     st.caption(f"{audit.get('n', '?')} images · targets " + " · ".join(verdicts))
 
 
-def dataset_block(dataset: services.DatasetSummary) -> None:
+def dataset_block(summary: dataset.DatasetSummary) -> None:
     """Show a scanned dataset: its folder, image counts and problems.
 
     Args:
-        dataset: The scan from `services.scan_dataset`.
+        summary: The scan from `dataset.scan_dataset`.
     """
-    st.caption(f"Folder: `{dataset.root}`")
-    if dataset.total:
-        st.dataframe(dataset.counts, width="content")
-    for problem in dataset.problems:
+    st.caption(f"Folder: `{summary.root}`")
+    if summary.total:
+        st.dataframe(summary.counts, width="content")
+    for problem in summary.problems:
         st.warning(problem, icon=":material/warning:")
-    if not dataset.total:
+    if not summary.total:
         st.info("No images found. Expected `NORMAL/` and `PNEUMONIA/` folders (per split).")
 
 
-def probability_block(prediction: services.ImagePrediction) -> None:
+def probability_block(prediction: inference.ImagePrediction) -> None:
     """Show a probability against its operating threshold, and the resulting label.
 
     Args:

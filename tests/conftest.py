@@ -5,7 +5,7 @@ so the core suite runs in a few minutes on two CPU cores. Core tests run with `P
 in a temporary folder, so they never touch the real run store; the expensive objects (a trained
 tiny model and its MLflow run) are built once per session and shared.
 
-The dashboard tests (`tests/test_dashboard_*.py`, `tests/e2e/`) use `dashboard_fixtures.py`;
+The dashboard tests (`tests/dashboard/`, `tests/e2e/`) use `dashboard_fixtures.py`;
 the environment isolation below leaves them alone.
 """
 
@@ -31,11 +31,11 @@ REAL_DATA_ROOT = Path(
 TINY_IMAGE_SIZE = 32
 IMAGES_PER_CLASS = 24
 ISOLATED_ENV_VARS = ("PNEUMONET_MODEL", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
+DASHBOARD_TEST_FOLDERS = ("dashboard", "e2e")  # their tests set up their own environment
 
 
 def _is_dashboard_test(request) -> bool:
-    path = Path(request.node.path)
-    return path.name.startswith("test_dashboard") or "e2e" in path.parts
+    return Path(request.node.path).parent.name in DASHBOARD_TEST_FOLDERS
 
 
 @pytest.fixture(autouse=True)

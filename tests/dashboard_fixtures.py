@@ -1,23 +1,19 @@
 """Shared helpers for the dashboard tests: a tiny untrained model and sample images.
 
 The project's `tests/conftest.py` belongs to the core; these helpers are imported explicitly by
-the dashboard tests (`tests/test_dashboard_*.py` and `tests/e2e/`).
+the dashboard tests (`tests/dashboard/` and `tests/e2e/`).
 """
 
 from __future__ import annotations
 
 import io
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    # `dashboard/` is not an installed package; `streamlit run dashboard/Home.py` does the same.
-    sys.path.insert(0, str(PROJECT_ROOT))
 HOME_SCRIPT = PROJECT_ROOT / "dashboard" / "Home.py"
 TINY_IMAGE_SIZE = 64
 DATA_ROOT = Path(

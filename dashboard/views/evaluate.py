@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, layout, report, services
+from dashboard import charts, dataset, evaluation, inference, layout, metrics, models, report, text
 
 ALL = "all"
 PER_CLASS_OPTIONS = [25, 50, 100, 200, 500, ALL]
@@ -18,7 +18,7 @@ st.caption(
 layout.intended_use_note()
 
 
-def choose_images(model_path: str) -> services.EvaluationSet | None:
+def choose_images(model_path: str) -> evaluation.EvaluationSet | None:
     """The split picker: validation split, a dataset folder, or any folder.
 
     Args:
@@ -27,10 +27,10 @@ def choose_images(model_path: str) -> services.EvaluationSet | None:
     Returns:
         The chosen images, or None until a usable folder is given.
     """
-    split_settings = services.validation_split_settings(model_path)
+    split_settings = evaluation.validation_split_settings(model_path)
     data_root = split_settings["data_dir"]
     folders = {
-        f"{name}/ folder": f"{data_root}/{name}" for name in services.dataset_splits(data_root)
+        f"{name}/ folder": f"{data_root}/{name}" for name in dataset.dataset_splits(data_root)
     }
     options = [VALIDATION_LABEL, *folders, OTHER_FOLDER_LABEL]
     left, right = st.columns([2, 1])
@@ -40,8 +40,8 @@ def choose_images(model_path: str) -> services.EvaluationSet | None:
     )
     max_per_class = None if per_class == ALL else int(per_class)
     if choice == VALIDATION_LABEL:
-        return services.evaluation_set(
-            services.VALIDATION_SPLIT,
+        return evaluation.evaluation_set(
+            evaluation.VALIDATION_SPLIT,
             data_root,
             val_fraction=split_settings["val_fraction"],
             seed=split_settings["seed"],
@@ -54,12 +54,12 @@ def choose_images(model_path: str) -> services.EvaluationSet | None:
         if not folder.strip():
             st.info("Enter a folder to evaluate on.", icon=":material/folder_open:")
             return None
-    return services.evaluation_set(
-        services.FOLDER_SPLIT, folder.strip(), max_per_class=max_per_class
+    return evaluation.evaluation_set(
+        evaluation.FOLDER_SPLIT, folder.strip(), max_per_class=max_per_class
     )
 
 
-def threshold_slider(scores: services.ModelScores) -> float:
+def threshold_slider(scores: evaluation.ModelScores) -> float:
     """The operating threshold slider, with suggested thresholds listed below it.
 
     Args:
@@ -76,16 +76,16 @@ def threshold_slider(scores: services.ModelScores) -> float:
         step=0.01,
         key=f"evaluate_threshold_{scores.model_path}",
     )
-    suggestions = services.suggested_thresholds(scores)
+    suggestions = metrics.suggested_thresholds(scores)
     st.caption(" · ".join(f"{name}: {value:.2f}" for name, value in suggestions.items()))
     return threshold
 
 
-def headline_metrics(metrics: dict) -> None:
+def headline_metrics(threshold_metrics: dict) -> None:
     """Sensitivity, specificity, accuracy, F1 and precision at the threshold.
 
     Args:
-        metrics: From `services.metrics_at`.
+        threshold_metrics: From `metrics.metrics_at`.
     """
     columns = st.columns(5)
     for column, key, label in zip(
@@ -94,10 +94,10 @@ def headline_metrics(metrics: dict) -> None:
         ("Sensitivity", "Specificity", "Accuracy", "F1", "Precision"),
         strict=True,
     ):
-        column.metric(label, layout.format_metric(metrics[key]))
+        column.metric(label, layout.format_metric(threshold_metrics[key]))
 
 
-def gallery(scores: services.ModelScores, threshold: float) -> list[report.ReportImage]:
+def gallery(scores: evaluation.ModelScores, threshold: float) -> list[report.ReportImage]:
     """Misclassified images (false positives and false negatives) with their Grad-CAM.
 
     Args:
@@ -108,12 +108,12 @@ def gallery(scores: services.ModelScores, threshold: float) -> list[report.Repor
         The overlays shown, for the report.
     """
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="evaluate_opacity")
-    counts = services.metrics_at(scores, threshold)["confusion_matrix"]
+    counts = metrics.metrics_at(scores, threshold)["confusion_matrix"]
     shown = []
     tabs = st.tabs([f"False positives ({counts['fp']})", f"False negatives ({counts['fn']})"])
     for tab, kind in zip(tabs, ("FP", "FN"), strict=True):
         with tab:
-            examples = services.misclassified(scores, threshold, kind=kind)
+            examples = evaluation.misclassified(scores, threshold, kind=kind)
             if not examples:
                 st.info("None at this threshold.", icon=":material/check:")
                 continue
@@ -124,48 +124,50 @@ def gallery(scores: services.ModelScores, threshold: float) -> list[report.Repor
                     f"{example.path.rsplit('/', 1)[-1]} · true {example.true_label} · "
                     f"P(pneumonia) {example.probability:.2f}"
                 )
-                pixels = services.overlay_image(example.image, example.heatmap, opacity)
+                pixels = inference.overlay_image(example.image, example.heatmap, opacity)
                 columns[index % GALLERY_COLUMNS].image(pixels, caption=caption, width="stretch")
                 shown.append(report.ReportImage(f"{kind}: {caption}", pixels))
     return shown
 
 
 def comparison(
-    models: dict[str, str], primary: services.ModelScores, evaluation: services.EvaluationSet
+    model_choices: dict[str, str],
+    primary: evaluation.ModelScores,
+    image_set: evaluation.EvaluationSet,
 ) -> report.ReportSection | None:
     """Two or more models side by side on the same images: curves and a metrics table.
 
     Args:
-        models: Every model that can be evaluated (label to path).
+        model_choices: Every model that can be evaluated (label to path).
         primary: The primary model's predictions.
-        evaluation: The images both are evaluated on.
+        image_set: The images both are evaluated on.
 
     Returns:
         The comparison for the report, or None when nothing is compared.
     """
-    others = [label for label, path in models.items() if path != primary.model_path]
+    others = [label for label, path in model_choices.items() if path != primary.model_path]
     chosen = st.multiselect("Compare with", others, key="evaluate_compare")
     if not chosen:
         st.caption("Pick one or more models or runs to compare them with the one above.")
         return None
     with st.spinner("Predicting with the other models…"):
         all_scores = [primary] + [
-            services.model_scores(models[label], evaluation, services.short_model_name(label))
+            evaluation.model_scores(model_choices[label], image_set, models.short_model_name(label))
             for label in chosen
         ]
-    table = services.comparison_table(all_scores)
+    table = metrics.comparison_table(all_scores)
     st.dataframe(table, hide_index=True, width="stretch")
     roc = charts.roc_curves(
-        [services.roc_curve(item, item.threshold) for item in all_scores], title="ROC curves"
+        [metrics.roc_curve(item, item.threshold) for item in all_scores], title="ROC curves"
     )
     pr = charts.pr_curves(
-        [services.pr_curve(item, item.threshold) for item in all_scores], title="PR curves"
+        [metrics.pr_curve(item, item.threshold) for item in all_scores], title="PR curves"
     )
     left, right = st.columns(2)
     left.plotly_chart(roc, config=charts.PLOTLY_CONFIG, width="stretch", key="compare_roc")
     right.plotly_chart(pr, config=charts.PLOTLY_CONFIG, width="stretch", key="compare_pr")
     figures = [roc, pr]
-    histories = services.run_histories([item.model_path for item in all_scores])
+    histories = evaluation.run_histories([item.model_path for item in all_scores])
     if histories:
         left, right = st.columns(2)
         for column, metric in zip((left, right), ("val_auc", "val_loss"), strict=True):
@@ -182,77 +184,77 @@ def comparison(
     )
 
 
-def shortcut_section(model_path: str, evaluation: services.EvaluationSet) -> None:
+def shortcut_section(model_path: str, image_set: evaluation.EvaluationSet) -> None:
     """The shortcut audit: the card's figures, and a run on the chosen images on request."""
     st.caption(
         "Does the model read the lungs? ROC-AUC with the lung region hidden should fall "
         "towards 0.5; with everything outside it hidden it should stay close to the whole "
         "image's. Lung region: a fixed box, rows 15–85% and columns 12–88% of the image."
     )
-    summary = services.model_summary(model_path)
+    summary = models.model_summary(model_path)
     if summary is not None and summary.shortcut_audit:
         st.markdown(f"From the model card ({summary.shortcut_audit.get('n', '?')} test/ images):")
-        layout.shortcut_block(summary.shortcut_audit, services.shortcut_targets())
+        layout.shortcut_block(summary.shortcut_audit, evaluation.shortcut_targets())
     if st.toggle("Run the audit on these images (one Grad-CAM per image)", key="shortcuts"):
         with st.spinner("Hiding regions and explaining every image…"):
-            audit = services.shortcut_audit(model_path, evaluation)
-        layout.shortcut_block(audit, services.shortcut_targets())
+            audit = evaluation.shortcut_audit(model_path, image_set)
+        layout.shortcut_block(audit, evaluation.shortcut_targets())
 
 
-models = {}
+model_choices = {}
 with layout.guard("list the models"):
-    models = services.evaluation_models()
-if not models:
+    model_choices = models.evaluation_models()
+if not model_choices:
     st.info(
         "No model to evaluate yet: train one on the Train page.", icon=":material/model_training:"
     )
     st.stop()
 
-model_label = st.selectbox("Model or run", list(models), key="evaluate_model")
-model_path = models[model_label]
+model_label = st.selectbox("Model or run", list(model_choices), key="evaluate_model")
+model_path = model_choices[model_label]
 
-evaluation = None
+image_set = None
 with layout.guard("find the images to evaluate on"):
-    evaluation = choose_images(model_path)
-if evaluation is None:
+    image_set = choose_images(model_path)
+if image_set is None:
     st.stop()
 
 scores = None
-predicting = f"Predicting {len(evaluation.paths)} images (once; then cached)…"
+predicting = f"Predicting {len(image_set.paths)} images (once; then cached)…"
 with layout.guard("predict the images"), st.spinner(predicting):
-    scores = services.model_scores(model_path, evaluation, services.short_model_name(model_label))
+    scores = evaluation.model_scores(model_path, image_set, models.short_model_name(model_label))
 if scores is None:
     st.stop()
-st.caption(f"{len(scores.paths)} images: {evaluation.description}.")
+st.caption(f"{len(scores.paths)} images: {image_set.description}.")
 if scores.skipped:
     st.warning(f"{len(scores.skipped)} unreadable images were left out.", icon=":material/warning:")
 
 threshold = threshold_slider(scores)
-metrics = services.metrics_at(scores, threshold)
-headline_metrics(metrics)
+threshold_metrics = metrics.metrics_at(scores, threshold)
+headline_metrics(threshold_metrics)
 
 normalise = st.toggle("Normalise the matrix by true class", key="evaluate_normalise")
 matrix = charts.confusion_matrix(
-    metrics["confusion_matrix"], normalise=normalise, threshold=threshold
+    threshold_metrics["confusion_matrix"], normalise=normalise, threshold=threshold
 )
-report_table = services.classification_report(scores, threshold)
+report_table = metrics.classification_report(scores, threshold)
 left, right = st.columns([3, 2])
 left.plotly_chart(matrix, config=charts.PLOTLY_CONFIG, width="stretch", key="confusion_matrix")
 with right:
     st.markdown("**Classification report**")
     st.dataframe(report_table, width="stretch")
     st.markdown(
-        f"ROC AUC **{layout.format_metric(metrics['roc_auc'])}** · "
-        f"PR AUC **{layout.format_metric(metrics['pr_auc'])}** · "
-        f"log loss {layout.format_metric(metrics['loss'])}"
+        f"ROC AUC **{layout.format_metric(threshold_metrics['roc_auc'])}** · "
+        f"PR AUC **{layout.format_metric(threshold_metrics['pr_auc'])}** · "
+        f"log loss {layout.format_metric(threshold_metrics['loss'])}"
     )
 
-roc = charts.roc_curves([services.roc_curve(scores, threshold)])
-pr = charts.pr_curves([services.pr_curve(scores, threshold)])
+roc = charts.roc_curves([metrics.roc_curve(scores, threshold)])
+pr = charts.pr_curves([metrics.pr_curve(scores, threshold)])
 left, right = st.columns(2)
 left.plotly_chart(roc, config=charts.PLOTLY_CONFIG, width="stretch", key="roc")
 right.plotly_chart(pr, config=charts.PLOTLY_CONFIG, width="stretch", key="pr")
-bins, ece = services.calibration(scores)
+bins, ece = metrics.calibration(scores)
 calibration = charts.calibration(bins, ece=ece)
 distribution = charts.score_distribution(scores.labels, scores.scores, threshold)
 left, right = st.columns(2)
@@ -261,7 +263,7 @@ right.plotly_chart(distribution, config=charts.PLOTLY_CONFIG, width="stretch", k
 
 st.header("Shortcut audit")
 with layout.guard("audit the model for shortcuts"):
-    shortcut_section(model_path, evaluation)
+    shortcut_section(model_path, image_set)
 
 st.header("Misclassified images")
 gallery_images = []
@@ -271,19 +273,19 @@ with layout.guard("explain the misclassified images"):
 st.header("Compare models")
 comparison_section = None
 with layout.guard("compare the models"):
-    comparison_section = comparison(models, scores, evaluation)
+    comparison_section = comparison(model_choices, scores, image_set)
 
 st.header("Report")
 sections = [
     report.ReportSection(
         f"{scores.name} at threshold {threshold:.2f}",
         text=[
-            f"{len(scores.paths)} images: {evaluation.description}.",
+            f"{len(scores.paths)} images: {image_set.description}.",
             f"Model file: {model_path}",
         ],
         figures=[matrix, roc, pr, calibration, distribution],
         tables=[
-            ("Headline metrics", services.metrics_table(metrics)),
+            ("Headline metrics", metrics.metrics_table(threshold_metrics)),
             ("Classification report", report_table),
         ],
     ),
@@ -293,9 +295,7 @@ if comparison_section is not None:
     sections.append(comparison_section)
 st.download_button(
     "Download report (HTML)",
-    data=lambda: report.build_report(
-        "PneumoNet evaluation report", services.intended_use(), sections
-    ),
+    data=lambda: report.build_report("PneumoNet evaluation report", text.intended_use(), sections),
     file_name="pneumonet_evaluation_report.html",
     mime="text/html",
     on_click="ignore",

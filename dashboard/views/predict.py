@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import layout, services
+from dashboard import inference, layout, models, text
 
 st.title("Predict")
 st.caption(
@@ -13,7 +13,7 @@ layout.intended_use_note()
 
 summary, model_readable = None, False
 with layout.guard("read the active model"):
-    summary = services.model_summary()
+    summary = models.model_summary()
     model_readable = True
 if not model_readable:
     st.stop()
@@ -31,13 +31,13 @@ st.markdown(
 if not summary.has_ood_guard:
     st.caption(
         "This model file carries no out-of-distribution statistics: only the simple checks "
-        f"({services.SIMPLE_OOD_CHECKS}) flag images, so a chest X-ray unlike the training "
+        f"({inference.SIMPLE_OOD_CHECKS}) flag images, so a chest X-ray unlike the training "
         "images (an adult's, or one from another hospital's device) is not flagged. Fit them "
         "with `pneumonet ood fit --model PATH`."
     )
 uploads = st.file_uploader(
     "Chest X-ray images",
-    type=services.UPLOAD_TYPES,
+    type=inference.UPLOAD_TYPES,
     accept_multiple_files=True,
     key="predict_uploads",
     help="PNG, JPEG or DICOM (.dcm). Up to 200 MB per file.",
@@ -48,7 +48,7 @@ if not uploads:
 
 
 @st.fragment
-def heatmap_overlay(prediction: services.ImagePrediction, key: str) -> None:
+def heatmap_overlay(prediction: inference.ImagePrediction, key: str) -> None:
     """Show the Grad-CAM overlay with its own opacity slider (reruns only this fragment).
 
     Args:
@@ -56,7 +56,7 @@ def heatmap_overlay(prediction: services.ImagePrediction, key: str) -> None:
         key: A unique key for the slider.
     """
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"opacity_{key}")
-    st.image(services.overlay(prediction, opacity), caption="Grad-CAM", width="stretch")
+    st.image(inference.overlay(prediction, opacity), caption="Grad-CAM", width="stretch")
 
 
 def dicom_header_expander(content: bytes, key: str) -> None:
@@ -76,15 +76,15 @@ def dicom_header_expander(content: bytes, key: str) -> None:
     with expander:
         if expander.open:
             with layout.guard("read the DICOM header"):
-                header = services.dicom_header(content)
+                header = inference.dicom_header(content)
                 st.table({"field": list(header), "value": list(header.values())})
 
 
-def render_prediction(prediction: services.ImagePrediction, content: bytes, key: str) -> None:
+def render_prediction(prediction: inference.ImagePrediction, content: bytes, key: str) -> None:
     """Show one image's result: image, probability against the threshold, label, Grad-CAM.
 
     Args:
-        prediction: The result from `services.predict_upload`.
+        prediction: The result from `inference.predict_upload`.
         content: The uploaded bytes (for the DICOM header on request).
         key: A unique key for this file's widgets.
     """
@@ -109,7 +109,7 @@ def render_prediction(prediction: services.ImagePrediction, content: bytes, key:
             dicom_header_expander(content, key)
 
 
-def batch_results(predictions: list[services.ImagePrediction]) -> None:
+def batch_results(predictions: list[inference.ImagePrediction]) -> None:
     """The sortable batch table (most likely pneumonia first) and its CSV download.
 
     Args:
@@ -118,7 +118,7 @@ def batch_results(predictions: list[services.ImagePrediction]) -> None:
     if not predictions:
         return
     st.header("Batch results")
-    table = services.predictions_table(predictions)
+    table = inference.predictions_table(predictions)
     empty_columns = [name for name in ("warning", "error") if not table[name].astype(bool).any()]
     shown = table.drop(columns=empty_columns)
     st.dataframe(
@@ -136,13 +136,7 @@ def batch_results(predictions: list[services.ImagePrediction]) -> None:
             ),
         },
     )
-    st.download_button(
-        "Download results (CSV)",
-        services.table_to_csv(table),
-        file_name="pneumonet_predictions.csv",
-        mime="text/csv",
-        icon=":material/download:",
-    )
+    layout.csv_download("Download results (CSV)", table, "pneumonet_predictions.csv")
     layout.intended_use_note()
 
 
@@ -153,9 +147,9 @@ progress = st.progress(0.0, text="Analysing images…") if len(uploads) > 1 else
 for index, upload in enumerate(uploads):
     content = upload.getvalue()
     try:
-        prediction = services.predict_upload(upload.name, content)
+        prediction = inference.predict_upload(upload.name, content)
     except Exception as error:  # noqa: BLE001  (one bad file must not stop the batch)
-        st.error(f"{upload.name}: could not analyse this file. {services.describe_error(error)}")
+        st.error(f"{upload.name}: could not analyse this file. {text.describe_error(error)}")
         continue
     results.append(prediction)
     render_prediction(prediction, content, key=f"{index}_{upload.file_id}")

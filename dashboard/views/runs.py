@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from dashboard import layout, services
+from dashboard import layout, runs
 
 st.title("Runs")
 st.caption("Every training run recorded in the MLflow tracking store, newest first.")
 
 with layout.guard("read the runs"):
-    table = services.runs_table()
+    table = runs.runs_table()
     if table.empty:
         st.info("No runs recorded yet. Start one on the Train page.", icon=":material/history:")
     else:
@@ -18,18 +18,12 @@ with layout.guard("read the runs"):
             width="stretch",
             column_config={"run_id": st.column_config.TextColumn("run id", width="small")},
         )
-        st.download_button(
-            "Download table (CSV)",
-            services.table_to_csv(table),
-            file_name="pneumonet_runs.csv",
-            mime="text/csv",
-            icon=":material/download:",
-        )
+        layout.csv_download("Download table (CSV)", table, "pneumonet_runs.csv")
 
 st.header("Open the same store in the MLflow UI")
 st.markdown(
     "Run this in a terminal from the project root (with the project's virtual environment), "
     "then open the address it prints:"
 )
-st.code(services.mlflow_ui_command(), language="bash")
-st.caption(f"Tracking URI: `{services.tracking_uri()}`")
+st.code(runs.mlflow_ui_command(), language="bash")
+st.caption(f"Tracking URI: `{runs.tracking_uri()}`")

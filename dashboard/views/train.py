@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import charts, layout, services
+from dashboard import charts, dataset, layout, models, runs, text, training
 
 LIVE_REFRESH = timedelta(seconds=2)
 
@@ -23,12 +23,12 @@ def dataset_check() -> str:
     """
     folder = st.text_input(
         "Dataset folder",
-        value=services.default_data_root(),
+        value=dataset.default_data_root(),
         key="train_data_dir",
         help="A folder holding train/NORMAL and train/PNEUMONIA (from PNEUMONET_DATA by default).",
     )
     with layout.guard("scan the dataset"):
-        layout.dataset_block(services.scan_dataset(folder))
+        layout.dataset_block(dataset.scan_dataset(folder))
     return folder
 
 
@@ -43,7 +43,7 @@ def settings_form(data_dir: str, defaults: dict, job_active: bool) -> dict | Non
     Returns:
         The settings when Start was pressed, else None.
     """
-    architectures = services.architectures()
+    architectures = training.architectures()
     with st.form("train_settings", border=True):
         first, second, third = st.columns(3)
         architecture = first.selectbox(
@@ -55,29 +55,29 @@ def settings_form(data_dir: str, defaults: dict, job_active: bool) -> dict | Non
         epochs = second.number_input("Epochs", 1, 500, int(defaults["epochs"]), key="train_epochs")
         image_size = third.selectbox(
             "Image size (px)",
-            services.IMAGE_SIZES,
-            index=services.IMAGE_SIZES.index(
-                int(defaults["image_size"] or services.default_image_size(defaults["architecture"]))
+            training.IMAGE_SIZES,
+            index=training.IMAGE_SIZES.index(
+                int(defaults["image_size"] or training.default_image_size(defaults["architecture"]))
             ),
             key="train_image_size",
         )
         batch_size = first.selectbox(
             "Batch size",
-            services.BATCH_SIZES,
-            index=services.BATCH_SIZES.index(int(defaults["batch_size"])),
+            training.BATCH_SIZES,
+            index=training.BATCH_SIZES.index(int(defaults["batch_size"])),
             key="train_batch_size",
         )
         learning_rate = second.selectbox(
             "Learning rate",
-            services.LEARNING_RATES,
-            index=services.LEARNING_RATES.index(float(defaults["learning_rate"])),
+            training.LEARNING_RATES,
+            index=training.LEARNING_RATES.index(float(defaults["learning_rate"])),
             format_func=lambda value: f"{value:g}",
             key="train_learning_rate",
         )
         seed = third.number_input("Seed", 0, 2**31 - 1, int(defaults["seed"]), key="train_seed")
         st.caption(
             "Designed input sizes: "
-            + ", ".join(f"{name} {services.default_image_size(name)} px" for name in architectures)
+            + ", ".join(f"{name} {training.default_image_size(name)} px" for name in architectures)
         )
         augmentation = st.toggle(
             "Augmentation (flips, small rotations, zoom, shifts, contrast, exposure and "
@@ -122,20 +122,20 @@ def settings_form(data_dir: str, defaults: dict, job_active: bool) -> dict | Non
     }
 
 
-def progress_block(job: services.JobSummary) -> None:
+def progress_block(job: training.JobSummary) -> None:
     """Progress bar with epoch, batch, elapsed time and ETA.
 
     Args:
         job: The running job.
     """
-    text = (
+    label = (
         f"Epoch {job.epoch}/{job.epochs} · batch {job.batch}/{job.batches or '?'} · "
-        f"elapsed {services.format_duration(job.elapsed_seconds)} · "
-        f"ETA {services.format_duration(job.eta_seconds)}"
+        f"elapsed {text.format_duration(job.elapsed_seconds)} · "
+        f"ETA {text.format_duration(job.eta_seconds)}"
     )
     if job.state == "starting" or (job.epoch == 0 and job.batch == 0):
-        text = f"Preparing data and model… elapsed {services.format_duration(job.elapsed_seconds)}"
-    st.progress(job.progress, text=text)
+        label = f"Preparing data and model… elapsed {text.format_duration(job.elapsed_seconds)}"
+    st.progress(job.progress, text=label)
 
 
 def curves_block(run_id: str | None) -> None:
@@ -147,7 +147,7 @@ def curves_block(run_id: str | None) -> None:
     if not run_id:
         st.caption("Curves appear after the first epoch.")
         return
-    history = services.run_history(run_id)
+    history = runs.run_history(run_id)
     if history.empty:
         st.caption("Curves appear after the first epoch.")
         return
@@ -163,7 +163,7 @@ def curves_block(run_id: str | None) -> None:
         )
 
 
-def finished_block(job: services.JobSummary) -> None:
+def finished_block(job: training.JobSummary) -> None:
     """The outcome of the last job: error, or the model and a Promote button.
 
     Args:
@@ -172,27 +172,27 @@ def finished_block(job: services.JobSummary) -> None:
     if job.state == "failed":
         st.error(f"The last training run failed. {job.error or ''}", icon=":material/error:")
         with st.expander("Job log (last lines)"):
-            st.code(services.job_log_tail(), language=None)
+            st.code(training.job_log_tail(), language=None)
         return
     outcome = "was stopped" if job.state == "stopped" else "finished"
-    name = services.run_display_name(job)
+    name = training.run_display_name(job)
     st.success(f"The last run **{name}** {outcome}.", icon=":material/check_circle:")
     if not job.model_path:
         return
-    summary = services.model_summary(job.model_path)
+    summary = models.model_summary(job.model_path)
     if summary is None:
         st.warning("Its model file is no longer there.", icon=":material/warning:")
         return
     layout.model_summary_block(summary)
-    if services.promotion_is_overridden():
+    if models.promotion_is_overridden():
         st.caption("PNEUMONET_MODEL is set, so it decides the active model; promotion is off.")
         return
-    if services.is_active_model(job.model_path):
+    if models.is_active_model(job.model_path):
         st.caption(":material/verified: This model is the active model.")
         return
     if st.button("Promote to active model", icon=":material/verified:", key="promote"):
         with layout.guard("promote the model"):
-            services.promote_model(job.model_path)
+            models.promote_model(job.model_path)
             st.toast("Promoted: this is now the active model.", icon=":material/verified:")
             st.rerun()
 
@@ -200,7 +200,7 @@ def finished_block(job: services.JobSummary) -> None:
 def request_stop() -> None:
     """The Stop button's callback: ask the job to stop after its current batch."""
     with layout.guard("stop the training run"):
-        services.stop_training()
+        training.stop_training()
         st.toast("Stopping after the current batch…", icon=":material/stop:")
 
 
@@ -209,7 +209,7 @@ def live_job() -> None:
     """The job panel, refreshed every few seconds from the job status file and MLflow."""
     job = None
     with layout.guard("read the training job"):
-        job = services.job_summary()
+        job = training.job_summary()
     if job is None:
         st.info("No training run yet.", icon=":material/hourglass_empty:")
         return
@@ -217,9 +217,9 @@ def live_job() -> None:
         st.rerun(scope="app")  # a job started or ended: refresh the Start button too
     if job.is_active:
         verb = "Stopping" if job.state == "stopping" else "Running"
-        st.subheader(f"{verb}: {services.run_display_name(job)}")
+        st.subheader(f"{verb}: {training.run_display_name(job)}")
         progress_block(job)
-        st.caption(services.settings_summary(job.settings))
+        st.caption(training.settings_summary(job.settings))
         # A callback runs as soon as the press reaches the server, before any rerun, so a
         # press that lands during the live refresh is never lost.
         st.button(
@@ -237,7 +237,7 @@ def live_job() -> None:
 
 job = None
 with layout.guard("read the training job"):
-    job = services.job_summary()
+    job = training.job_summary()
 job_active = bool(job and job.is_active)
 st.session_state["train_job_active_at_render"] = job_active
 
@@ -247,12 +247,12 @@ data_dir = dataset_check()
 st.header("Settings")
 settings = None
 with layout.guard("read the training defaults"):
-    settings = settings_form(data_dir, services.training_defaults(), job_active)
+    settings = settings_form(data_dir, training.training_defaults(), job_active)
 if job_active:
     st.caption("A job is running; Start is available again once it ends.")
 if settings is not None:
     with layout.guard("start training"):
-        services.start_training(settings)
+        training.start_training(settings)
         st.toast("Training started in the background.", icon=":material/play_arrow:")
         st.rerun()
 

@@ -268,17 +268,17 @@ def test_a_model_without_ood_statistics_says_only_simple_checks_run(dashboard_en
 
 
 def test_opacity_slider_redraws_the_overlay(dashboard_env, monkeypatch):
-    from dashboard import services
+    from dashboard import inference
 
     drawn = []  # (opacity, overlay image) for every overlay the page draws
-    original = services.overlay
+    original = inference.overlay
 
     def recording_overlay(prediction, opacity):
         image = original(prediction, opacity)
         drawn.append((opacity, image))
         return image
 
-    monkeypatch.setattr(services, "overlay", recording_overlay)
+    monkeypatch.setattr(inference, "overlay", recording_overlay)
     app = open_page("predict")
     app.file_uploader[0].set_value(("x.png", png_bytes(seed=3), "image/png")).run()
     before_opacity, before = drawn[-1]

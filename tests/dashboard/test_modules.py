@@ -1,4 +1,4 @@
-"""Unit checks of the dashboard's service layer, charts and HTML report (no Streamlit server)."""
+"""Unit checks of the dashboard's modules, charts and HTML report (no Streamlit server)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from dashboard_fixtures import HOME_SCRIPT, PROJECT_ROOT
 
-from dashboard import charts, report, services
+from dashboard import charts, inference, models, report
+from dashboard import text as dashboard_text
 from pneumonet_core import ood
 
 
@@ -48,7 +49,7 @@ def test_home_does_not_import_tensorflow_keras_or_mlflow(tmp_path):
 def _prediction(
     name: str, probability: float | None, error: str | None = None, ood_reason: str | None = None
 ):
-    return services.ImagePrediction(
+    return inference.ImagePrediction(
         file_name=name,
         probability=probability,
         label=None if probability is None else ("PNEUMONIA" if probability >= 0.5 else "NORMAL"),
@@ -69,7 +70,7 @@ UNLIKE_TRAINING = ood.ood_reason(
 
 
 def test_predictions_table_puts_the_most_likely_pneumonia_first():
-    table = services.predictions_table(
+    table = inference.predictions_table(
         [
             _prediction("low.png", 0.1),
             _prediction("bad.png", None, "not an image"),
@@ -81,7 +82,7 @@ def test_predictions_table_puts_the_most_likely_pneumonia_first():
     assert list(table["file"]) == ["high.png", "photo.png", "adult.png", "low.png", "bad.png"]
     assert table.loc[4, "label"] == "unreadable"
     assert list(table["warning"]) == ["", NOT_AN_XRAY, UNLIKE_TRAINING, "", ""]
-    csv = services.table_to_csv(table).decode()
+    csv = dashboard_text.table_to_csv(table).decode()
     assert csv.splitlines()[0] == "file,probability,label,threshold,warning,error"
 
 
@@ -90,13 +91,13 @@ def test_predictions_table_puts_the_most_likely_pneumonia_first():
     [(None, "–"), (5, "5 s"), (65, "1 min 05 s"), (3720, "1 h 02 min")],
 )
 def test_format_duration(seconds, text):
-    assert services.format_duration(seconds) == text
+    assert dashboard_text.format_duration(seconds) == text
 
 
 def test_describe_error_is_one_line():
     error = ValueError("first line\nTraceback (most recent call last): ...")
-    assert services.describe_error(error) == "first line"
-    assert services.describe_error(KeyError()) == "Key error"
+    assert dashboard_text.describe_error(error) == "first line"
+    assert dashboard_text.describe_error(KeyError()) == "Key error"
 
 
 def test_report_embeds_plotly_once_and_holds_every_part():
@@ -143,5 +144,5 @@ def test_training_curves_pair_train_and_validation():
 def test_model_summary_says_whether_the_model_carries_ood_statistics(
     trained_model_path, untrained_model_path
 ):
-    assert services.model_summary(trained_model_path).has_ood_guard
-    assert not services.model_summary(untrained_model_path).has_ood_guard
+    assert models.model_summary(trained_model_path).has_ood_guard
+    assert not models.model_summary(untrained_model_path).has_ood_guard

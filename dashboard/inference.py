@@ -1,0 +1,221 @@
+"""Inference on uploaded X-rays: the prediction with its Grad-CAM, the overlay, the batch table.
+
+Uploads stay in memory (bytes only; nothing is written to disk). A prediction is cached per
+file name, bytes and model file version, for a bounded number of uploads and a bounded time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import cache, models, text
+from pneumonet_core.ood import SIMPLE_CHECKS_SUMMARY
+
+SIMPLE_OOD_CHECKS = SIMPLE_CHECKS_SUMMARY  # what is flagged without feature statistics
+DISPLAY_SIZE = 512
+UPLOAD_CACHE_ENTRIES = 64
+UPLOAD_CACHE_TTL = timedelta(minutes=30)
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "bmp", "tif", "tiff"]
+TABLE_COLUMNS = ("file", "probability", "label", "threshold", "warning", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImagePrediction:
+    """One uploaded image after inference.
+
+    Attributes:
+        file_name: The name of the uploaded file.
+        probability: Predicted probability of PNEUMONIA, or None when the file failed.
+        label: "PNEUMONIA" or "NORMAL" at the threshold, or None when the file failed.
+        threshold: The operating threshold used.
+        error: A one-line reason when the file could not be read, else None.
+        image: The decoded image for display, float32 (H, W) in [0, 1], or None.
+        heatmap: Grad-CAM at display size, float32 (H, W) in [0, 1], or None.
+        is_dicom: Whether the file is DICOM.
+        ood: True when the image is not a chest X-ray or is outside the model's validated
+            use: the probability is shown but must not be relied on.
+        ood_reason: Why, for the clinician (None when `ood` is False); it starts with
+            "not a chest X-ray: " or "outside validated use: " (`ood.reason_kind`).
+    """
+
+    file_name: str
+    probability: float | None
+    label: str | None
+    threshold: float
+    error: str | None
+    image: np.ndarray | None
+    heatmap: np.ndarray | None
+    is_dicom: bool
+    ood: bool = False
+    ood_reason: str | None = None
+
+
+def _resize_for_display(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    resized = Image.fromarray(np.asarray(image, dtype=np.float32), mode="F").resize(
+        size, Image.Resampling.BILINEAR
+    )
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def _display_image(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape
+    scale = min(1.0, DISPLAY_SIZE / max(height, width))
+    if scale == 1.0:
+        return image.astype(np.float32)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return _resize_for_display(image, size)
+
+
+def for_display(image: np.ndarray, heatmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An image and its Grad-CAM heatmap, both brought to display size.
+
+    Args:
+        image: The decoded image, float32 (H, W) in [0, 1].
+        heatmap: Its Grad-CAM at model input size, float32 (S, S) in [0, 1].
+
+    Returns:
+        `(image, heatmap)`: float32 (h, w) in [0, 1] each, the longer side at most
+        `DISPLAY_SIZE` pixels.
+    """
+    shown = _display_image(image)
+    return shown, _resize_for_display(heatmap, (shown.shape[1], shown.shape[0]))
+
+
+def _failed_prediction(file_name: str, threshold: float, reason: str) -> ImagePrediction:
+    return ImagePrediction(file_name, None, None, threshold, reason, None, None, False)
+
+
+def _named_buffer(content: bytes, file_name: str) -> io.BytesIO:
+    """An in-memory file carrying its name, so the core's messages name the upload."""
+    buffer = io.BytesIO(content)
+    buffer.name = file_name
+    return buffer
+
+
+# Bounded: each entry holds a display image and a heatmap (up to 512 x 512, a few MB), and old
+# uploads leave memory after UPLOAD_CACHE_TTL even when the cache is not full.
+@st.cache_data(show_spinner=False, max_entries=UPLOAD_CACHE_ENTRIES, ttl=UPLOAD_CACHE_TTL)
+def _predict_bytes_cached(
+    file_name: str, content: bytes, model_path: str, signature: str
+) -> ImagePrediction:
+    from pneumonet_core import imaging, preprocessing
+
+    predictor = cache.cached_predictor(model_path, signature)
+    threshold = float(predictor.threshold)
+    try:
+        image, info = imaging.read_image_with_info(_named_buffer(content, file_name))
+    except imaging.ImageReadError as error:
+        return _failed_prediction(file_name, threshold, text.describe_error(error))
+    model_input = preprocessing.resize_image(image, predictor.image_size)
+    result = predictor.assess(model_input, info, file_name)
+    heatmap = cache.cached_grad_cam(model_path, signature)(model_input)
+    shown, heatmap = for_display(image, heatmap)
+    return ImagePrediction(
+        file_name=file_name,
+        probability=result.probability,
+        label=result.label,
+        threshold=threshold,
+        error=None,
+        image=shown,
+        heatmap=heatmap,
+        is_dicom=info.format == "DICOM",
+        ood=result.ood,
+        ood_reason=result.ood_reason,
+    )
+
+
+def predict_upload(
+    file_name: str, content: bytes, model_path: str | None = None
+) -> ImagePrediction:
+    """Predict one uploaded image (bytes only; nothing is written to disk).
+
+    Args:
+        file_name: The uploaded file's name, for display and error messages.
+        content: The file's bytes (PNG, JPEG, DICOM...).
+        model_path: A `.keras` file; the active model when None.
+
+    Returns:
+        The prediction with its image and Grad-CAM heatmap, or the reason it failed.
+    """
+    path = Path(model_path) if model_path else models.active_model_path()
+    cache.load_predictor(path)  # a missing model is a page-level error, not a per-file one
+    return _predict_bytes_cached(file_name, content, str(path), cache.file_signature(path))
+
+
+def overlay_image(image: np.ndarray, heatmap: np.ndarray, opacity: float) -> np.ndarray:
+    """Blend a heatmap over an image (`pneumonet_core.explain.overlay_heatmap`).
+
+    Args:
+        image: float32 (H, W) in [0, 1].
+        heatmap: float32 (H, W) in [0, 1].
+        opacity: Heatmap opacity in [0, 1].
+
+    Returns:
+        uint8 RGB array (H, W, 3).
+    """
+    from pneumonet_core import explain
+
+    return explain.overlay_heatmap(image, heatmap, opacity)
+
+
+def overlay(prediction: ImagePrediction, opacity: float) -> np.ndarray:
+    """The image with its Grad-CAM heatmap blended on top.
+
+    Args:
+        prediction: A successful prediction.
+        opacity: Heatmap opacity in [0, 1].
+
+    Returns:
+        uint8 RGB array (H, W, 3).
+    """
+    return overlay_image(prediction.image, prediction.heatmap, opacity)
+
+
+def dicom_header(content: bytes) -> dict[str, str]:
+    """DICOM header fields, patient fields included (call only when the user asks).
+
+    Args:
+        content: The DICOM file's bytes.
+
+    Returns:
+        Field name to value.
+    """
+    from pneumonet_core import imaging
+
+    return imaging.read_dicom_header(content, include_patient_fields=True)
+
+
+def predictions_table(predictions: list[ImagePrediction]) -> pd.DataFrame:
+    """The batch results, most likely pneumonia first.
+
+    Args:
+        predictions: Results of `predict_upload`.
+
+    Returns:
+        One row per file: file, probability, label, threshold, warning (why the probability
+        is unreliable, else empty), error.
+    """
+    rows = [
+        {
+            "file": item.file_name,
+            "probability": item.probability,
+            "label": item.label or "unreadable",
+            "threshold": item.threshold,
+            "warning": item.ood_reason or "",
+            "error": item.error or "",
+        }
+        for item in predictions
+    ]
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    return table.sort_values("probability", ascending=False, na_position="last").reset_index(
+        drop=True
+    )

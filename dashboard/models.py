@@ -1,0 +1,271 @@
+"""Models as the pages show them: summaries from metadata and card, the active model, the models
+that can be picked, and promotion of a trained model to the active one.
+
+Summaries are read without TensorFlow (from the `.keras` file's metadata and `model_card.json`),
+cached per file version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dashboard import cache, runs
+from pneumonet_core import config
+
+ACTIVE_MODEL_PREFIX = "Active model: "
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSummary:
+    """What the dashboard shows about a model without loading it.
+
+    Attributes:
+        path: The `.keras` file.
+        source: Where it comes from ("PNEUMONET_MODEL", "promoted" or "shipped").
+        name: A short display name.
+        created_at: When it was saved (ISO text) or "unknown".
+        architecture: The architecture name.
+        image_size: Side of the square model input in pixels.
+        threshold: The operating threshold for PNEUMONIA.
+        metrics: Validation metrics (name to value), possibly empty.
+        intervals: 95% confidence intervals of some metrics (name to (low, high)).
+        limitations: Known limitations from the model card (empty without a card).
+        operating_point: How the threshold was chosen, from the model card.
+        details: Other metadata fields worth showing.
+        has_ood_guard: Whether the file carries the feature statistics that flag images unlike
+            its training X-rays (without them only the simple checks run).
+        development_metrics: Metrics on images from outside the training set (the model
+            card's development figures), possibly empty.
+        development_intervals: Their 95% confidence intervals.
+        development_label: What those images are, as the card words it.
+        shortcut_audit: The card's shortcut audit (`pneumonet_core.shortcuts.audit`), or {}.
+    """
+
+    path: str
+    source: str
+    name: str
+    created_at: str
+    architecture: str
+    image_size: int
+    threshold: float
+    metrics: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    limitations: list[str]
+    operating_point: str
+    details: dict[str, Any]
+    has_ood_guard: bool = False
+    development_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    development_intervals: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    development_label: str = ""
+    shortcut_audit: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def active_model_path() -> Path:
+    """The model the dashboard uses when none is picked."""
+    return config.active_model_path()
+
+
+def _model_source(path: Path) -> str:
+    if path == config.active_model_path() and os.environ.get("PNEUMONET_MODEL"):
+        return "PNEUMONET_MODEL"
+    if path == config.promoted_model_path():
+        return "promoted"
+    if path == config.shipped_model_path():
+        return "shipped"
+    return "training run"
+
+
+def _metadata_dict(metadata: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(metadata):
+        return dataclasses.asdict(metadata)
+    if isinstance(metadata, dict):
+        return dict(metadata)
+    return dict(vars(metadata))
+
+
+def _read_model_card(path: Path) -> dict[str, Any]:
+    """The model card next to a model (`model_card.json`), or the shipped card for the shipped."""
+    candidates = [path.with_name("model_card.json")]
+    if path == config.shipped_model_path():
+        candidates.insert(0, config.model_card_path())
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}
+    return {}
+
+
+def _metric_values(raw: Any) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Numeric metrics, plain (`0.97`) or with an interval (`{"value", "ci_low", "ci_high"}`)."""
+    values, intervals = {}, {}
+    if not isinstance(raw, dict):
+        return values, intervals
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(value.get("value"), int | float):
+            values[str(key)] = float(value["value"])
+            if {"ci_low", "ci_high"} <= set(value):
+                intervals[str(key)] = (float(value["ci_low"]), float(value["ci_high"]))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            values[str(key)] = float(value)
+    return values, intervals
+
+
+def _card_metrics(card: dict[str, Any]) -> tuple[dict[str, float], dict[str, tuple]]:
+    """Validation metrics from a model card (or a metadata `metrics` block)."""
+    for key in ("validation", "validation_metrics", "val_metrics", "metrics"):
+        block = card.get(key)
+        if isinstance(block, dict):
+            if isinstance(block.get("validation"), dict):
+                block = block["validation"]
+            return _metric_values(block)
+    return {}, {}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelSummary:
+    del signature  # part of the cache key only
+    from pneumonet_core import modelio
+    from pneumonet_core.ood import OOD_ENTRY
+
+    path = Path(path_text)
+    metadata = _metadata_dict(modelio.read_metadata(path))
+    card = _read_model_card(path)
+    metrics, intervals = _card_metrics(card)
+    if not metrics:
+        metrics, intervals = _card_metrics({"metrics": metadata.get("metrics")})
+    development = card.get("development") if isinstance(card.get("development"), dict) else {}
+    development_metrics, development_intervals = _metric_values(development.get("metrics"))
+    shown = ("architecture", "image_size", "threshold", "created_at", "metrics", "class_names")
+    details = {key: value for key, value in metadata.items() if key not in shown}
+    return ModelSummary(
+        path=str(path),
+        source=source,
+        name=str(card.get("name") or metadata.get("name") or path.stem),
+        created_at=str(metadata.get("created_at") or card.get("created_at") or "unknown"),
+        architecture=str(metadata.get("architecture", "unknown")),
+        image_size=int(metadata.get("image_size", 0) or 0),
+        threshold=float(metadata.get("threshold", 0.5)),
+        metrics=metrics,
+        intervals=intervals,
+        limitations=[str(item) for item in card.get("limitations", [])],
+        operating_point=str(card.get("operating_point", "")),
+        details=details,
+        has_ood_guard=modelio.read_model_entry(path, OOD_ENTRY) is not None,
+        development_metrics=development_metrics,
+        development_intervals=development_intervals,
+        development_label=" ".join(
+            str(development.get(key, "")) for key in ("label", "set")
+        ).strip(),
+        shortcut_audit=dict(card.get("shortcut_audit") or {}),
+    )
+
+
+def model_summary(path: str | os.PathLike | None = None) -> ModelSummary | None:
+    """Describe a model from its metadata, without TensorFlow.
+
+    Args:
+        path: A `.keras` file; the active model when None.
+
+    Returns:
+        The summary, or None when the file does not exist.
+    """
+    path = Path(path) if path is not None else active_model_path()
+    if not path.is_file():
+        return None
+    return _model_summary_cached(str(path), cache.file_signature(path), _model_source(path))
+
+
+def model_limitations() -> list[str]:
+    """Known limitations: the active model's card, else the project's standard list."""
+    try:
+        summary = model_summary()
+    except Exception:  # noqa: BLE001  (an unreadable model is reported where it is shown)
+        summary = None
+    if summary is not None and summary.limitations:
+        return summary.limitations
+    from pneumonet_core import modelcard
+
+    return list(modelcard.LIMITATIONS)
+
+
+def model_run_id(model_path: str) -> str | None:
+    """The MLflow run that trained a model, if recorded in its metadata."""
+    summary = model_summary(model_path)
+    run_id = summary.details.get("run_id") if summary else None
+    return str(run_id) if run_id else None
+
+
+def evaluation_models() -> dict[str, str]:
+    """Models that can be evaluated: the active one and every run that saved a model.
+
+    Returns:
+        Display label to `.keras` path, the active model first.
+    """
+    choices: dict[str, str] = {}
+    active = active_model_path()
+    if active.is_file():
+        try:
+            summary = model_summary(active)
+            choices[f"{ACTIVE_MODEL_PREFIX}{summary.name} ({summary.source})"] = str(active)
+        except Exception:  # noqa: BLE001  (an unreadable model is left out; Home reports it)
+            pass
+    shipped = config.shipped_model_path()
+    if shipped.is_file() and shipped != active:
+        choices["Shipped model"] = str(shipped)
+    for label, path in runs.saved_models().items():
+        if path not in choices.values():
+            choices[label] = path
+    return choices
+
+
+def short_model_name(label: str) -> str:
+    """A chart-sized name from a model choice label ("Run calm-owl-12 (finished, …)")."""
+    return label.split(" (", 1)[0].removeprefix(ACTIVE_MODEL_PREFIX)
+
+
+def promote_model(model_path: str | os.PathLike) -> Path:
+    """Make a trained model the active model (copied atomically to the promoted location).
+
+    Args:
+        model_path: The run's `.keras` file.
+
+    Returns:
+        Where the active model now lives.
+
+    Raises:
+        pneumonet_core.modelio.ModelLoadError: The file is missing or not a loadable model.
+        OSError: The promoted location cannot be written.
+    """
+    from pneumonet_core import modelio
+
+    # Loads the model first (safe mode), then swaps it in with one os.replace.
+    target = modelio.promote_model(model_path, config.promoted_model_path())
+    _model_summary_cached.clear()
+    return target
+
+
+def is_active_model(model_path: str | os.PathLike) -> bool:
+    """Whether a model file is (a copy of) the one the dashboard currently uses."""
+    active, candidate = active_model_path(), Path(model_path)
+    if not (active.is_file() and candidate.is_file()):
+        return False
+    if active.stat().st_size != candidate.stat().st_size:
+        return False
+    return _digest(active) == _digest(candidate)
+
+
+def _digest(path: Path) -> str:
+    return cache.file_digest(str(path), cache.file_signature(path))
+
+
+def promotion_is_overridden() -> bool:
+    """Whether `PNEUMONET_MODEL` pins the active model, so a promotion has no effect."""
+    return bool(os.environ.get("PNEUMONET_MODEL"))

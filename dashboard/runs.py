@@ -1,0 +1,152 @@
+"""Recorded training runs: the run table, metric histories, run names and the models runs saved.
+
+MLflow is imported lazily, through `pneumonet_core.tracking`, and only when a run store exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from pneumonet_core import config
+
+KEY_RUN_METRICS = (
+    "final_val_roc_auc",
+    "final_val_sensitivity",
+    "final_val_specificity",
+    "final_val_accuracy",
+    "final_val_threshold",
+    "val_auc",
+    "val_loss",
+)
+KEY_RUN_PARAMS = (
+    "architecture",
+    "epochs",
+    "image_size",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "augmentation.enabled",
+    "train_images",
+    "val_images",
+)
+MODEL_PATH_TAG = "tags.pneumonet.model_path"
+
+
+def tracking_uri() -> str:
+    """The MLflow tracking URI the runs are recorded in."""
+    return config.tracking_uri()
+
+
+def mlflow_ui_command() -> str:
+    """The shell command that opens the same run store in the MLflow UI."""
+    return f'mlflow ui --backend-store-uri "{config.tracking_uri()}"'
+
+
+def tracking_store_exists() -> bool:
+    """Whether runs may have been recorded (False for a SQLite store not created yet)."""
+    uri = config.tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).is_file()
+    return True
+
+
+def run_label(row: pd.Series) -> str:
+    """A run's display name: its MLflow run name, else the first 8 characters of its id."""
+    name = row.get("tags.mlflow.runName")
+    return str(name) if isinstance(name, str) and name else str(row["run_id"])[:8]
+
+
+def runs_table() -> pd.DataFrame:
+    """Every recorded run, newest first, ready to show.
+
+    Returns:
+        Columns `run, status, started, duration (s)`, then `param: ...` and `metric: ...`
+        columns, and `run_id`. Empty when nothing has been recorded yet.
+    """
+    if not tracking_store_exists():
+        return pd.DataFrame()
+    from pneumonet_core import tracking
+
+    runs = tracking.list_runs()
+    if runs.empty:
+        return pd.DataFrame()
+    table = pd.DataFrame(
+        {
+            "run": runs.apply(run_label, axis=1),
+            "status": runs.apply(_run_status, axis=1),
+            "started": pd.to_datetime(runs["start_time"]).dt.strftime("%Y-%m-%d %H:%M"),
+            "duration (s)": runs.get("duration_s", pd.Series(dtype=float)).round(0),
+        }
+    )
+    metric_columns = _ordered(runs.columns, "metrics.", KEY_RUN_METRICS)
+    param_columns = _ordered(runs.columns, "params.", KEY_RUN_PARAMS)
+    for column in metric_columns:
+        table[f"metric: {column.removeprefix('metrics.')}"] = runs[column].round(4)
+    for column in param_columns:
+        table[f"param: {column.removeprefix('params.')}"] = runs[column]
+    error_column = "tags.pneumonet.error"
+    if error_column in runs.columns:
+        table["error"] = runs[error_column].fillna("")
+    table["run_id"] = runs["run_id"]
+    return table.reset_index(drop=True)
+
+
+def _ordered(columns: pd.Index, prefix: str, first: tuple[str, ...]) -> list[str]:
+    """Columns with a prefix: the key ones in the given order, then the rest alphabetically."""
+    present = [column for column in columns if column.startswith(prefix)]
+    key = [prefix + name for name in first if prefix + name in present]
+    return key + sorted(set(present) - set(key))
+
+
+def _run_status(row: pd.Series) -> str:
+    if str(row.get("tags.pneumonet.stopped_by_user", "")).lower() == "true":
+        return "STOPPED"
+    return str(row["status"])
+
+
+def run_history(run_id: str) -> pd.DataFrame:
+    """Every logged metric value of a run: columns `key, step, value, timestamp`.
+
+    Args:
+        run_id: The MLflow run id.
+
+    Returns:
+        The history (empty when nothing is recorded yet).
+    """
+    from pneumonet_core import tracking
+
+    return tracking.metric_history(run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def mlflow_run_name(run_id: str) -> str | None:
+    """The name MLflow shows for a run (looked up once per run id), or None when it has none."""
+    from pneumonet_core import tracking
+
+    return tracking.run_info(run_id)["tags"].get("mlflow.runName")
+
+
+def saved_models() -> dict[str, str]:
+    """The model files that recorded runs saved and that still exist.
+
+    Returns:
+        Display label ("Run calm-owl-12 (finished, 2025-01-31 14:02)") to `.keras` path, newest
+        run first.
+    """
+    if not tracking_store_exists():
+        return {}
+    from pneumonet_core import tracking
+
+    runs = tracking.list_runs()
+    if runs.empty or MODEL_PATH_TAG not in runs.columns:
+        return {}
+    models = {}
+    for _, row in runs.iterrows():
+        path = row.get(MODEL_PATH_TAG)
+        if isinstance(path, str) and Path(path).is_file():
+            started = pd.to_datetime(row["start_time"]).strftime("%Y-%m-%d %H:%M")
+            models[f"Run {run_label(row)} ({row['status'].lower()}, {started})"] = path
+    return models

@@ -1,0 +1,183 @@
+"""The background training job as the Train page shows it: its summary, starting and stopping
+it, and the settings the form offers.
+
+The job runs in another process (`pneumonet_core.jobs`); its state lives in the job status file,
+so every session sees the same job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from dashboard import dataset, runs
+
+IMAGE_SIZES = [64, 96, 128, 150, 192, 224, 256]
+BATCH_SIZES = [8, 16, 32, 64]
+LEARNING_RATES = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3]
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSummary:
+    """The background training job as the pages show it.
+
+    Attributes:
+        state: "starting", "running", "stopping", "finished", "stopped" or "failed".
+        is_active: Whether the job is still running (or about to).
+        job_id: The job's identifier.
+        run_id: The MLflow run id, once known.
+        run_name: A short display name for the run.
+        epoch: The current epoch (1-based) or 0 before the first.
+        epochs: The number of epochs planned.
+        batch: The current batch within the epoch.
+        batches: Batches per epoch.
+        progress: Fraction of all batches done, in [0, 1].
+        elapsed_seconds: Seconds since the job started.
+        eta_seconds: Estimated seconds left, or None when unknown.
+        error: The error message of a failed run.
+        model_path: The trained model file, once saved.
+        settings: The training settings of the job.
+    """
+
+    state: str
+    is_active: bool
+    job_id: str
+    run_id: str | None
+    run_name: str
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    progress: float
+    elapsed_seconds: float
+    eta_seconds: float | None
+    error: str | None
+    model_path: str | None
+    settings: dict[str, Any]
+
+
+def training_defaults() -> dict[str, Any]:
+    """Default training settings (from `TrainConfig`), without importing TensorFlow.
+
+    Returns:
+        Setting name to default value.
+    """
+    from pneumonet_core.train import TrainConfig
+
+    return TrainConfig().to_dict()
+
+
+def architectures() -> list[str]:
+    """The architecture names the core can build."""
+    from pneumonet_core import model
+
+    return sorted(model.ARCHITECTURES)
+
+
+def default_image_size(architecture: str) -> int:
+    """The input size an architecture is designed for."""
+    from pneumonet_core import model
+
+    return int(model.default_image_size(architecture))
+
+
+def job_summary() -> JobSummary | None:
+    """The current (or last) training job, read from the job status file.
+
+    Returns:
+        The job, or None when no job has ever run here.
+    """
+    from pneumonet_core import jobs
+
+    status = jobs.read_job_status()
+    if status is None:
+        return None
+    settings = dict(status.config or {})
+    return JobSummary(
+        state=status.state,
+        is_active=bool(status.is_active),
+        job_id=status.job_id,
+        run_id=status.run_id,
+        run_name=str(settings.get("run_name") or status.run_id or status.job_id or "training"),
+        epoch=int(status.epoch or 0),
+        epochs=int(status.epochs or 0),
+        batch=int(status.batch or 0),
+        batches=int(status.batches or 0),
+        progress=float(status.progress),
+        elapsed_seconds=float(status.elapsed_s),
+        eta_seconds=status.eta_s,
+        error=status.error,
+        model_path=status.model_path,
+        settings=settings,
+    )
+
+
+def run_display_name(job: JobSummary) -> str:
+    """The job's run name as MLflow shows it (falls back to the configured name or an id)."""
+    if job.settings.get("run_name"):
+        return str(job.settings["run_name"])
+    if job.run_id:
+        try:
+            return runs.mlflow_run_name(job.run_id) or job.run_id[:12]
+        except Exception:  # noqa: BLE001  (a name is only cosmetic)
+            return job.run_id[:12]
+    return f"job {job.job_id}"
+
+
+def start_training(settings: dict[str, Any]) -> JobSummary:
+    """Start a training run in the background process.
+
+    Args:
+        settings: `TrainConfig` fields (data_dir, architecture, epochs, image_size, batch_size,
+            learning_rate, seed, augmentation as a dict, ...).
+
+    Returns:
+        The new job.
+
+    Raises:
+        ValueError: A setting is invalid (the message names it).
+        pneumonet_core.jobs.JobAlreadyRunning: Another job is running.
+    """
+    from pneumonet_core import jobs
+    from pneumonet_core.train import TrainConfig
+
+    jobs.start_training_job(TrainConfig.from_dict(dict(settings)))
+    return job_summary()
+
+
+def stop_training() -> None:
+    """Ask the running job to stop after its current batch (it keeps its best model)."""
+    from pneumonet_core import jobs
+
+    jobs.request_stop()
+
+
+def job_log_tail(lines: int = 30) -> str:
+    """The last lines of the job's output log (for a failed run's details)."""
+    from pneumonet_core import jobs
+
+    try:
+        log = jobs.log_path().read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(log.splitlines()[-lines:])
+
+
+def settings_summary(settings: dict[str, Any]) -> str:
+    """One line describing a run's main settings."""
+    if not settings:
+        return ""
+    subset = settings.get("subset_per_class")
+    parts = [
+        f"{settings.get('architecture')}",
+        f"{settings.get('epochs')} epochs",
+        f"{settings.get('image_size') or 'default'} px",
+        f"batch {settings.get('batch_size')}",
+        f"learning rate {settings.get('learning_rate')}",
+        f"seed {settings.get('seed')}",
+        f"augmentation {'on' if (settings.get('augmentation') or {}).get('enabled') else 'off'}",
+        f"data {settings.get('data_dir') or dataset.default_data_root()}",
+    ]
+    if subset:
+        parts.append(f"{subset} images per class")
+    return " · ".join(parts)
