@@ -74,6 +74,15 @@ RECIPES = {
         "about": "crop+jitter + everything outside the lung box hidden inside the model",
         "settings": {"augmentation": {**STRONG_JITTER, "crop_area": 0.35}, "lung_focus": 1.0},
     },
+    "crop+jitter+smoothing+lungfocus": {
+        "about": "crop+jitter + label smoothing 0.1 + everything outside the lung box hidden "
+        "inside the model",
+        "settings": {
+            "augmentation": {**STRONG_JITTER, "crop_area": 0.35},
+            "label_smoothing": 0.1,
+            "lung_focus": 1.0,
+        },
+    },
     "crop+jitter-192px": {
         "about": "crop+jitter at 192 px input (the stop-7 model's size)",
         "settings": {"augmentation": {**STRONG_JITTER, "crop_area": 0.35}, "image_size": 192},
