@@ -1,11 +1,11 @@
-"""Accuracy benchmark: train the shipped recipe and the original `seed` CNN, compare them.
+"""In-distribution accuracy benchmark: the stop-7 recipe against the original `seed` CNN.
 
 Both models go through the same pipeline, the same patient-grouped validation split of
-`train/` (seed 42) and the same evaluation. Prints the measured numbers; with `--ship` it also
-writes the model and its model card (JSON + Markdown) into assets/model/.
+`train/` (seed 42) and the same evaluation; prints the measured numbers. This measures the
+training distribution only: how recipes hold up on images from outside it is
+`bench/generalization.py`, and the shipped model is written by `bench/ship_model.py`.
 
-    python bench/accuracy.py                 # measure only (about 25 minutes on 2 CPU cores)
-    python bench/accuracy.py --ship          # measure, then ship model + model card
+    python bench/accuracy.py                 # about 25 minutes on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,10 +22,8 @@ import numpy as np
 from benchlib import metrics_with_intervals
 
 from pneumonet_core import config, evaluate
-from pneumonet_core.augment import AugmentationConfig
+from pneumonet_core.augment import STOP7_AUGMENTATION
 from pneumonet_core.data import training_split
-from pneumonet_core.modelcard import LIMITATIONS, render_markdown
-from pneumonet_core.modelio import read_metadata
 from pneumonet_core.ood import load_statistics
 from pneumonet_core.train import TrainConfig, train
 
@@ -39,7 +36,7 @@ SHIPPED_RECIPE = dict(
     lr_schedule="cosine",
     class_balancing="weights",
     label_smoothing=0.0,
-    augmentation=AugmentationConfig(),
+    augmentation=STOP7_AUGMENTATION,
     monitor="val_auc",
     threshold_policy="youden",
     seed=42,
@@ -53,7 +50,7 @@ SEED_RECIPE = dict(
     learning_rate=1e-3,
     seed=42,
     val_fraction=0.2,
-    augmentation=AugmentationConfig(),
+    augmentation=STOP7_AUGMENTATION,
     threshold_policy="youden",
 )
 CI_METRICS = ("accuracy", "roc_auc", "sensitivity", "specificity", "f1")
@@ -126,61 +123,10 @@ def ood_summary(model_path: Path) -> dict | None:
     }
 
 
-def build_card(shipped: dict, seed: dict, model_path: Path) -> dict:
-    metadata = read_metadata(model_path)
-    result = shipped["result"]
-    validation = shipped["validation"]
-    baseline = seed["validation"]
-    return {
-        "name": "PneumoNet residual separable CNN",
-        "architecture": metadata.architecture,
-        "parameters": int(result.parameters),
-        "image_size": metadata.image_size,
-        "preprocessing": metadata.preprocessing,
-        "threshold": metadata.threshold,
-        "class_names": metadata.class_names,
-        "file": str(config.SHIPPED_MODEL_RELATIVE_PATH),
-        "file_size_mb": model_path.stat().st_size / 1e6,
-        "created_at": metadata.created_at,
-        "training_data_fingerprint": metadata.training_data_fingerprint,
-        "training": {
-            "recipe": f"pneumonet train {cli_flags(SHIPPED_RECIPE)}",
-            "train_images": result.train_images,
-            "val_images": result.val_images,
-            "seed": SHIPPED_RECIPE["seed"],
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "duration_min": shipped["duration_s"] / 60,
-            "hardware": hardware(),
-        },
-        "validation": validation,
-        "operating_point": (
-            f"Threshold {metadata.threshold:.3f}, chosen on the validation split by "
-            f"'{SHIPPED_RECIPE['threshold_policy']}' (Youden's J = sensitivity + specificity - 1 "
-            "maximised), which balances missed pneumonia against false alarms instead of "
-            "accepting the 0.5 default; at 0.5 the same model has sensitivity "
-            f"{shipped['at_0.5']['sensitivity']:.4f} and specificity "
-            f"{shipped['at_0.5']['specificity']:.4f}."
-        ),
-        "baseline": (
-            f"The original `seed` CNN ({int(seed['result'].parameters):,} parameters, "
-            f"`pneumonet train {cli_flags(SEED_RECIPE)}`), same split and pipeline: accuracy "
-            f"{baseline['accuracy']['value']:.4f}, ROC-AUC {baseline['roc_auc']['value']:.4f}, "
-            f"sensitivity {baseline['sensitivity']['value']:.4f}, specificity "
-            f"{baseline['specificity']['value']:.4f} (trained in {seed['duration_s'] / 60:.1f} "
-            "min)."
-        ),
-        "ood_guard": ood_summary(model_path),
-        "limitations": LIMITATIONS,
-        "reproduce": "python bench/accuracy.py --ship",
-    }
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(config.data_root()))
     parser.add_argument("--work-dir", default=str(config.state_dir() / "bench-accuracy"))
-    parser.add_argument("--ship", action="store_true", help="write model + card to assets/")
     parser.add_argument("--skip-seed", action="store_true", help="skip the seed baseline")
     args = parser.parse_args(argv)
     data_dir, work_dir = Path(args.data), Path(args.work_dir)
@@ -201,11 +147,6 @@ def main(argv=None) -> int:
         }
     print(json.dumps(report, indent=2))
     (work_dir / "accuracy.json").write_text(json.dumps(report, indent=2))
-    if args.ship:
-        if seed is None:
-            print("--ship needs the seed baseline for the model card", file=sys.stderr)
-            return 2
-        ship(shipped, seed, work_dir / "shipped.keras")
     return 0
 
 
@@ -217,18 +158,6 @@ def _summary(run: dict) -> dict:
         "validation": run["validation"],
         "at_threshold_0.5": {k: v for k, v in run["at_0.5"].items() if k != "confusion_matrix"},
     }
-
-
-def ship(shipped: dict, seed: dict, model_path: Path) -> None:
-    destination = config.shipped_model_path()
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_suffix(".tmp")
-    shutil.copyfile(model_path, temporary)
-    os.replace(temporary, destination)
-    card = build_card(shipped, seed, destination)
-    config.model_card_path().write_text(json.dumps(card, indent=2) + "\n")
-    (destination.parent / "MODEL_CARD.md").write_text(render_markdown(card))
-    print(f"shipped {destination} and its model card")
 
 
 if __name__ == "__main__":

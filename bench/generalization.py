@@ -29,7 +29,7 @@ import benchlib
 import numpy as np
 
 from pneumonet_core import config, evaluate
-from pneumonet_core.augment import AugmentationConfig
+from pneumonet_core.augment import STOP7_AUGMENTATION, AugmentationConfig
 
 SPLIT_SEED = 42
 BASELINE = dict(
@@ -43,7 +43,11 @@ BASELINE = dict(
     monitor="val_auc",
     threshold_policy="youden",
     val_fraction=0.2,
-    augmentation=AugmentationConfig(),
+    label_smoothing=0.0,
+    input_normalization="none",
+    lung_focus=0.0,
+    dropout_rate=0.3,
+    augmentation=STOP7_AUGMENTATION,
 )
 PHOTOMETRIC = dict(brightness=0.15, gamma=0.4, contrast=0.3, blur=1.0, noise=0.02, downscale=0.5)
 STRONG_JITTER = dict(brightness=0.25, gamma=0.6, contrast=0.5, blur=1.0, noise=0.03, downscale=0.5)
@@ -172,7 +176,8 @@ def recipe_config(name: str, seed: int, epochs: int | None):
     settings = {**BASELINE, **RECIPES[name]["settings"]}
     augmentation = settings.pop("augmentation")
     if isinstance(augmentation, dict):
-        augmentation = AugmentationConfig(**augmentation)
+        # Over the baseline's augmentation, never the class defaults (the shipped recipe's).
+        augmentation = AugmentationConfig(**{**STOP7_AUGMENTATION.to_dict(), **augmentation})
     if epochs:
         settings["epochs"] = epochs
     out = work_dir() / f"{name}-e{settings['epochs']}-s{seed}.keras"

@@ -30,13 +30,15 @@ class AugmentationConfig:
     rotation_degrees: float = 10.0
     zoom: float = 0.1
     translation: float = 0.05
-    contrast: float = 0.1
-    brightness: float = 0.0
-    gamma: float = 0.0
-    blur: float = 0.0
-    noise: float = 0.0
-    downscale: float = 1.0
-    crop_area: float = 1.0
+    # The defaults are the shipped recipe's (docs/RECIPES.md): strong exposure and quality
+    # jitter with a random resized crop is what held up best on images from outside train/.
+    contrast: float = 0.5
+    brightness: float = 0.25
+    gamma: float = 0.6
+    blur: float = 1.0
+    noise: float = 0.03
+    downscale: float = 0.5
+    crop_area: float = 0.35
 
     def __post_init__(self):
         limits = {"rotation_degrees": 180.0, "blur": 1.0, "gamma": 1.0, "noise": 0.2}
@@ -59,6 +61,16 @@ class AugmentationConfig:
 
 
 NO_AUGMENTATION = AugmentationConfig(enabled=False)
+# The augmentation of the stop-7 model (geometry and mild contrast only), kept for benchmarks.
+STOP7_AUGMENTATION = AugmentationConfig(
+    contrast=0.1,
+    brightness=0.0,
+    gamma=0.0,
+    blur=0.0,
+    noise=0.0,
+    downscale=1.0,
+    crop_area=1.0,
+)
 
 
 def build_augmentation(config: AugmentationConfig, *, seed: int = 42):

@@ -68,7 +68,7 @@ def _residual_block(x, filters: int, block: int):
 
 
 def build_pneumonet_model(
-    image_size: int = 192,
+    image_size: int = 128,
     dropout_rate: float = 0.3,
     input_normalization: str = "none",
     lung_focus: float = 0.0,
@@ -102,7 +102,7 @@ def build_pneumonet_model(
 
 ARCHITECTURES = {
     "seed": {"builder": build_seed_model, "image_size": 150, "dropout_rate": 0.5},
-    "pneumonet": {"builder": build_pneumonet_model, "image_size": 192, "dropout_rate": 0.3},
+    "pneumonet": {"builder": build_pneumonet_model, "image_size": 128, "dropout_rate": 0.3},
 }
 
 

@@ -57,18 +57,18 @@ class TrainConfig:
     """
 
     data_dir: str | None = None
-    architecture: str = "seed"
+    architecture: str = "pneumonet"
     epochs: int = 10
     image_size: int | None = None
     batch_size: int = 32
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"
+    learning_rate: float = 2e-3
+    lr_schedule: str = "cosine"
     seed: int = 42
     split_seed: int | None = None
     val_fraction: float = 0.2
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     class_balancing: str = "weights"
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.1
     dropout_rate: float | None = None
     input_normalization: str = "none"
     lung_focus: float = 0.0

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pneumonet_core.augment import NO_AUGMENTATION, AugmentationConfig, build_augmentation
+from pneumonet_core.augment import (
+    NO_AUGMENTATION,
+    STOP7_AUGMENTATION,
+    AugmentationConfig,
+    build_augmentation,
+)
+
+
+def geometric(**overrides) -> AugmentationConfig:
+    """The stop-7 augmentation (geometry and mild contrast, no photometric jitter), changed."""
+    return AugmentationConfig(**{**STOP7_AUGMENTATION.to_dict(), **overrides})
 
 
 def asymmetric_batch(n: int = 4, size: int = 32) -> np.ndarray:
@@ -45,21 +55,37 @@ def test_to_dict_round_trips():
 
 def test_disabled_or_empty_augmentation_builds_nothing():
     assert build_augmentation(NO_AUGMENTATION) is None
-    nothing = AugmentationConfig(
+    nothing = geometric(
         horizontal_flip=False, rotation_degrees=0, zoom=0, translation=0, contrast=0
     )
     assert build_augmentation(nothing) is None
 
 
-def test_default_augmentation_fuses_the_geometric_transforms_into_one_warp():
-    augmentation = build_augmentation(AugmentationConfig())
+def test_stop7_augmentation_fuses_the_geometric_transforms_into_one_warp():
+    augmentation = build_augmentation(STOP7_AUGMENTATION)
     names = [type(layer).__name__ for layer in augmentation.layers]
     assert names == ["RandomFlip", "RandomAffine", "RandomContrast"]
     affine = augmentation.layers[1]
     assert (affine.rotation_degrees, affine.zoom, affine.translation) == (10.0, 0.1, 0.05)
-    only_flip = AugmentationConfig(rotation_degrees=0, zoom=0, translation=0, contrast=0)
+    only_flip = geometric(rotation_degrees=0, zoom=0, translation=0, contrast=0)
     assert [type(layer).__name__ for layer in build_augmentation(only_flip).layers] == [
         "RandomFlip"
+    ]
+
+
+def test_default_augmentation_is_the_shipped_recipes():
+    names = [type(layer).__name__ for layer in build_augmentation(AugmentationConfig()).layers]
+    assert names == [
+        "RandomFlip",
+        "RandomResizedCrop",
+        "RandomAffine",
+        "RandomContrast",
+        "RandomBrightness",
+        "RandomGamma",
+        "RandomResolution",
+        "RandomGaussianBlur",
+        "GaussianNoise",
+        "ReLU",
     ]
 
 
@@ -81,7 +107,7 @@ def test_augmentation_is_identity_at_inference():
 def test_flip_only_augmentation_gives_the_image_or_its_mirror():
     images = asymmetric_batch(n=16)
     flip = build_augmentation(
-        AugmentationConfig(rotation_degrees=0, zoom=0, translation=0, contrast=0), seed=0
+        geometric(rotation_degrees=0, zoom=0, translation=0, contrast=0), seed=0
     )
     out = np.asarray(flip(images, training=True))
     mirrored = images[:, :, ::-1, :]
@@ -103,6 +129,7 @@ def test_photometric_augmentation_changes_exposure_and_stays_in_unit_range():
         blur=1.0,
         noise=0.02,
         downscale=0.5,
+        crop_area=1.0,
     )
     layer_names = [layer.name for layer in build_augmentation(config, seed=0).layers]
     assert len(layer_names) == 6  # brightness, gamma, resolution, blur, noise, clip

@@ -40,7 +40,7 @@ def test_has_a_four_dimensional_gradcam_layer(built):
 def test_known_architectures_and_their_default_sizes():
     assert {"seed", "pneumonet"} <= set(ARCHITECTURES)
     assert default_image_size("seed") == 150
-    assert default_image_size("pneumonet") == 192
+    assert default_image_size("pneumonet") == 128
 
 
 def test_unknown_architecture_raises_naming_it():

@@ -303,7 +303,7 @@ def test_train_config_round_trips_through_a_dict():
 
 def test_resolved_image_size_defaults_to_the_architecture():
     assert TrainConfig(architecture="seed").resolved_image_size() == 150
-    assert TrainConfig(architecture="pneumonet").resolved_image_size() == 192
+    assert TrainConfig(architecture="pneumonet").resolved_image_size() == 128
     assert TrainConfig(architecture="seed", image_size=64).resolved_image_size() == 64
 
 
