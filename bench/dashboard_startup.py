@@ -21,15 +21,21 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import benchlib
+
+sys.path.insert(0, str(benchlib.PROJECT_ROOT / "tests" / "e2e"))
+
+# One way to find a port and wait for the server, shared with the browser tests.
+from concurrent_sessions import (
+    free_port,  # noqa: E402
+    wait_for_health,  # noqa: E402
+)
 
 NAME = "dashboard_startup"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,13 +53,6 @@ HOME_TEXT = "Decision support for pneumonia screening"
 RESULT_TEXT = "Probability of pneumonia"
 STARTUP_TARGET_S = 5.0
 TIMEOUT_MS = 120_000
-
-
-def free_port() -> int:
-    """A free TCP port on localhost."""
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        return probe.getsockname()[1]
 
 
 def server_environment(model_path: Path, home: Path) -> dict[str, str]:
@@ -90,21 +89,6 @@ def dashboard_server(environment: dict[str, str], port: int, log_path: Path):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def wait_for_health(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    """Poll Streamlit's health endpoint until it answers 200."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the dashboard exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the dashboard did not answer within {timeout_s} s")
 
 
 def upload_and_wait(page, image: Path, expected_results: int) -> float:

@@ -139,7 +139,7 @@ def start_dashboard(environment: dict[str, str], log) -> tuple[str, subprocess.P
     Returns:
         `(url, process)`.
     """
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -163,7 +163,7 @@ def start_dashboard(environment: dict[str, str], log) -> tuple[str, subprocess.P
     )
     url = f"http://localhost:{port}"
     try:
-        _wait_for_health(url, process, SERVER_START_TIMEOUT_S)
+        wait_for_health(url, process, SERVER_START_TIMEOUT_S)
     except RuntimeError:
         stop_dashboard(process)
         raise
@@ -178,13 +178,13 @@ def stop_dashboard(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("localhost", 0))
         return probe.getsockname()[1]
 
 
-def _wait_for_health(url: str, process: subprocess.Popen, timeout_s: float) -> None:
+def wait_for_health(url: str, process: subprocess.Popen, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
