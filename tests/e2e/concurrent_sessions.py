@@ -184,7 +184,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_health(url: str, process: subprocess.Popen, timeout_s: float) -> None:
+def wait_for_health(
+    url: str, process: subprocess.Popen, timeout_s: float = SERVER_START_TIMEOUT_S
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
