@@ -29,6 +29,7 @@ from pneumonet_core.model import build_model
 from pneumonet_core.modelio import ModelMetadata, check_writable_destination, save_model
 from pneumonet_core.train_config import (  # noqa: F401  (re-exported: train's public API)
     CLASS_BALANCING,
+    COSINE_FLOOR,
     LR_SCHEDULES,
     MONITORS,
     TrainConfig,
@@ -96,7 +97,9 @@ def _compile(model, train_config: TrainConfig, steps_per_epoch: int) -> None:
     learning_rate = train_config.learning_rate
     if train_config.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=max(1, train_config.epochs * steps_per_epoch), alpha=0.02
+            learning_rate,
+            decay_steps=max(1, train_config.epochs * steps_per_epoch),
+            alpha=COSINE_FLOOR,
         )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),

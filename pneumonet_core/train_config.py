@@ -16,6 +16,8 @@ from pneumonet_core.preprocessing import check_image_size
 
 MONITORS = {"val_auc": "max", "val_loss": "min"}
 LR_SCHEDULES = ("constant", "cosine")
+# The cosine schedule ends at this fraction of the peak learning rate.
+COSINE_FLOOR = 0.02
 CLASS_BALANCING = ("weights", "none")
 
 

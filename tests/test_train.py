@@ -22,6 +22,7 @@ from pneumonet_core.train import (
     prepare_data,
     train,
 )
+from pneumonet_core.train_config import COSINE_FLOOR
 
 EPOCH_METRICS = ("accuracy", "val_accuracy", "loss", "val_loss", "val_auc", "auc")
 
@@ -92,6 +93,17 @@ def test_validation_split_has_no_patient_from_training(trained):
     assert trained.result.val_metrics["n"] == len(data.val_frame)
 
 
+def expected_learning_rates(config):
+    """Learning rate at the end of each epoch, written out from the schedule's definition."""
+    if config.lr_schedule == "constant":
+        return [config.learning_rate] * config.epochs
+    rates = []
+    for epoch in range(1, config.epochs + 1):
+        cosine = 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+        rates.append(config.learning_rate * (COSINE_FLOOR + (1 - COSINE_FLOOR) * cosine))
+    return rates
+
+
 def test_mlflow_run_has_per_epoch_metrics(trained, monkeypatch):
     trained.activate(monkeypatch)
     history = tracking.metric_history(trained.result.run_id)
@@ -99,7 +111,9 @@ def test_mlflow_run_has_per_epoch_metrics(trained, monkeypatch):
         steps = history.loc[history["key"] == key, "step"].tolist()
         assert steps == [1, 2], f"{key}: {steps}"
     learning_rates = history.loc[history["key"] == "learning_rate", "value"]
-    assert learning_rates.tolist() == pytest.approx([1e-3, 1e-3])
+    assert learning_rates.tolist() == pytest.approx(
+        expected_learning_rates(trained.config), rel=1e-5
+    )
     final = history.loc[history["key"] == "final_val_accuracy", "value"].tolist()
     assert final == pytest.approx([trained.result.val_metrics["accuracy"]])
 
