@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from pneumonet_core.atomic import write_json_atomically
 
 ACTIVE_STATES = ("starting", "running", "stopping")
 START_GRACE_S = 60.0
+# Niceness of the training process (0 normal, 19 lowest): uploads are served first.
+JOB_NICENESS = 10
 
 
 class JobAlreadyRunning(RuntimeError):
@@ -274,8 +276,14 @@ def wait_for_job(timeout_s: float = 600.0, poll_s: float = 0.5) -> JobStatus | N
 
 
 def run_job(config_path: str) -> int:
-    """Body of the background process: train, keeping `status.json` up to date."""
+    """Body of the background process: train, keeping `status.json` up to date.
+
+    The job runs at a lower CPU priority: a clinician waiting for a prediction comes before
+    a training run, which only takes a little longer.
+    """
     from pneumonet_core.train import TrainConfig, train
+
+    _lower_priority()
 
     with _file_lock("running.lock", blocking=False) as acquired:
         if not acquired:
@@ -318,6 +326,11 @@ def _progress_fields() -> dict:
         return {}
     keys = ("run_id", "epoch", "epochs", "batch", "batches", "training_started_at")
     return {key: values[key] for key in keys if key in values}
+
+
+def _lower_priority() -> None:
+    with suppress(OSError):  # not permitted here: train at normal priority
+        os.nice(JOB_NICENESS)
 
 
 if __name__ == "__main__":
