@@ -10,7 +10,6 @@ training distribution only: how recipes hold up on images from outside it is
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -18,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+import benchlib
 import numpy as np
-from benchlib import metrics_with_intervals
 
-from pneumonet_core import config, evaluate
+from pneumonet_core import config, evaluate, modelcard
 from pneumonet_core.augment import STOP7_AUGMENTATION
 from pneumonet_core.data import training_split
 from pneumonet_core.ood import load_statistics
@@ -103,7 +102,7 @@ def run_recipe(name: str, recipe: dict, data_dir: Path, out: Path) -> dict:
         "result": result,
         "duration_s": duration,
         "threshold": threshold,
-        "validation": metrics_with_intervals(y_true, y_score, threshold),
+        "validation": benchlib.metrics_with_intervals(y_true, y_score, threshold),
         "at_0.5": evaluate.binary_metrics(y_true, y_score, threshold=0.5),
         "y_true": y_true,
         "y_score": y_score,
@@ -112,19 +111,11 @@ def run_recipe(name: str, recipe: dict, data_dir: Path, out: Path) -> dict:
 
 def ood_summary(model_path: Path) -> dict | None:
     """The out-of-distribution statistics stored in the model file, for the card."""
-    statistics = load_statistics(model_path)
-    if statistics is None:
-        return None
-    return {
-        "percentile": statistics.percentile,
-        "n_fit": statistics.n_fit,
-        "n_validation": statistics.n_validation,
-        "validation_flag_rate": statistics.validation_flag_rate,
-    }
+    return modelcard.ood_guard_summary(load_statistics(model_path))
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--data", default=str(config.data_root()))
     parser.add_argument("--work-dir", default=str(config.state_dir() / "bench-accuracy"))
     parser.add_argument("--skip-seed", action="store_true", help="skip the seed baseline")

@@ -12,11 +12,11 @@ depend on the split. For each model it also scores horizontal-flip test-time aug
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+import benchlib
 import numpy as np
 from accuracy import SHIPPED_RECIPE, hardware, run_recipe
 
@@ -57,7 +57,7 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--data", default=str(config.data_root()))
     parser.add_argument("--work-dir", default=str(config.state_dir() / "bench-accuracy-splits"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])

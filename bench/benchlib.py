@@ -3,17 +3,42 @@
 Every benchmark records the hardware it ran on (CPU count, CPU model, the 1-minute load average
 at start, so contention from other processes is visible), reports medians of several runs, and
 writes its numbers to `bench/results/<name>.json` for `bench/run_all.py` to collect.
+
+A benchmark is its measurement only; `benchmark` wraps it in the common skeleton:
+
+    def arguments() -> argparse.ArgumentParser:
+        parser = benchlib.argument_parser(__doc__)
+        parser.add_argument("--runs", type=int, default=3)
+        return parser
+
+    def table(result: dict) -> benchlib.Table:
+        return benchlib.Table("Title", [("metric", result["value"], "target / note")])
+
+    @benchlib.benchmark("name", arguments=arguments, table=table)
+    def main(args: argparse.Namespace) -> dict:
+        return {"value": ...}          # the measured numbers
+
+    if __name__ == "__main__":
+        main()                          # parses sys.argv
+
+The scripts run from the project root (`python bench/<name>.py`, `./run bench`) with the
+project installed in the environment (`pip install -e .`): `pneumonet_core`, `dashboard` and
+the browser-driving helpers `pneumonet_testing` import as installed packages, and the scripts
+import each other (`benchlib`, `generalization`) from their own folder.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import functools
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -21,11 +46,95 @@ PROJECT_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 WORK_DIR = RESULTS_DIR / "work"
 
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+@dataclasses.dataclass
+class Table:
+    """What a benchmark prints after its run: a Markdown table (`print_rows`) under a title.
+
+    Attributes:
+        title: The table's heading.
+        rows: `(metric, value, target / note)` rows.
+        notes: Lines printed before the table (after the hardware line).
+    """
+
+    title: str
+    rows: list[tuple[str, object, str]]
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A script's argument parser, described by the first line of its docstring."""
+    return argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+
+
+def run_benchmark(
+    name: str,
+    measure: Callable[[argparse.Namespace], dict],
+    *,
+    arguments: Callable[[], argparse.ArgumentParser],
+    table: Callable[[dict], Table],
+    argv: Sequence[str] | None = None,
+) -> dict:
+    """The skeleton every benchmark runs in.
+
+    Parses the arguments, notes the hardware (and the load at the start), runs `measure`, adds
+    the load at the end, writes `bench/results/<name>.json`, then prints the hardware line and
+    the benchmark's table.
+
+    Args:
+        name: The benchmark's name, also its result file's.
+        measure: Takes the parsed arguments, returns the measured numbers.
+        arguments: Builds the argument parser.
+        table: Turns the result into the table printed at the end.
+        argv: The arguments; `sys.argv[1:]` when None.
+
+    Returns:
+        The result as written: `{"benchmark", "hardware", **measured,
+        "load_average_1min_at_end"}`.
+    """
+    args = arguments().parse_args(argv)
+    result = {"benchmark": name, "hardware": hardware()}
+    started = time.perf_counter()
+    result.update(measure(args))
+    seconds = time.perf_counter() - started
+    result["load_average_1min_at_end"] = load_average_1min()
+    path = write_result(name, result)
+    print_hardware(result["hardware"])
+    printed = table(result)
+    for line in printed.notes:
+        print(line)
+    print_rows(printed.title, printed.rows)
+    print(f"\nMeasured in {seconds:.0f} s; written: {path}")
+    return result
+
+
+def benchmark(
+    name: str,
+    *,
+    arguments: Callable[[], argparse.ArgumentParser],
+    table: Callable[[dict], Table],
+) -> Callable[[Callable[[argparse.Namespace], dict]], Callable[..., dict]]:
+    """Decorate a benchmark's measurement into its `main(argv=None)` (see `run_benchmark`)."""
+
+    def decorate(measure: Callable[[argparse.Namespace], dict]) -> Callable[..., dict]:
+        @functools.wraps(measure)
+        def main(argv: Sequence[str] | None = None) -> dict:
+            return run_benchmark(name, measure, arguments=arguments, table=table, argv=argv)
+
+        return main
+
+    return decorate
+
+
+def print_hardware(hardware: dict) -> None:
+    """One line: the CPUs and the load at the start."""
+    print(
+        f"{hardware['cpu_count']} x {hardware['cpu_model']}, "
+        f"load average {hardware['load_average_1min_at_start']} at start"
+    )
 
 
 def cpu_model_name() -> str:

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import benchlib
 
-sys.path[:0] = [str(benchlib.PROJECT_ROOT / "tests" / "e2e"), str(benchlib.PROJECT_ROOT / "tests")]
-
-from concurrent_sessions import (  # noqa: E402
+from pneumonet_testing.concurrent_sessions import (
     open_predict,
     start_dashboard,
     start_training_job,
@@ -32,6 +29,8 @@ from concurrent_sessions import (  # noqa: E402
     stop_training_job,
     upload_concurrently,
 )
+
+NAME = "concurrency"
 
 VIEWPORT = {"width": 1280, "height": 900}
 CHROMIUM = os.environ.get("PNEUMONET_CHROMIUM", "/usr/bin/chromium")
@@ -87,16 +86,43 @@ def measure_memory(browser, url: str, pid: int, images: list[Path], uploads: int
     return rows
 
 
-def main() -> int:
+def table(result: dict) -> benchlib.Table:
+    """The measured numbers as a Markdown table."""
+    rows = [
+        (
+            f"{row['sessions']} sessions x 2 images: latency p50 / p95, s",
+            f"{row['latency_p50_s']:.1f} / {row['latency_p95_s']:.1f}",
+            f"{row['images_per_s']:.2f} images/s; {row['errors']} errors; "
+            f"{row['foreign_results_seen']} foreign results",
+        )
+        for row in result["sessions"]
+    ]
+    rows += [
+        (f"server RSS after {row['uploads']} uploads, MiB", row["rss_mib"], "")
+        for row in result["memory"]
+    ]
+    title = (
+        "Concurrent sessions (training job running)"
+        if result["training_job_running"]
+        else "Concurrent sessions"
+    )
+    return benchlib.Table(title, rows)
+
+
+def arguments() -> argparse.ArgumentParser:
+    parser = benchlib.argument_parser(__doc__)
+    parser.add_argument("--sessions", nargs="+", type=int, default=[1, 2, 4, 8])
+    parser.add_argument("--uploads", type=int, default=500)
+    parser.add_argument("--no-training", action="store_true")
+    return parser
+
+
+@benchlib.benchmark(NAME, arguments=arguments, table=table)
+def main(args: argparse.Namespace) -> dict:
     from playwright.sync_api import sync_playwright
 
     from pneumonet_core import config
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", nargs="+", type=int, default=[1, 2, 4, 8])
-    parser.add_argument("--uploads", type=int, default=500)
-    parser.add_argument("--no-training", action="store_true")
-    args = parser.parse_args()
     data = benchlib.data_root()
     test_images = sorted((data / "test" / "PNEUMONIA").iterdir()) + sorted(
         (data / "test" / "NORMAL").iterdir()
@@ -127,35 +153,14 @@ def main() -> int:
             stop_training_job(environment, benchlib.PROJECT_ROOT)
             browser.close()
             stop_dashboard(process)
-    result = {
-        "hardware": benchlib.hardware(),
+    return {
         "training_job_running": not args.no_training,
         "first_upload_s": warm[0].seconds,
         "sessions": sessions,
         "memory": memory,
         "duration_s": time.monotonic() - started,
     }
-    benchlib.write_result("concurrency", result)
-    rows = [
-        (
-            f"{row['sessions']} sessions x 2 images: latency p50 / p95, s",
-            f"{row['latency_p50_s']:.1f} / {row['latency_p95_s']:.1f}",
-            f"{row['images_per_s']:.2f} images/s; {row['errors']} errors; "
-            f"{row['foreign_results_seen']} foreign results",
-        )
-        for row in sessions
-    ]
-    rows += [
-        (f"server RSS after {row['uploads']} uploads, MiB", row["rss_mib"], "") for row in memory
-    ]
-    benchlib.print_rows(
-        "Concurrent sessions (training job running)"
-        if not args.no_training
-        else "Concurrent sessions",
-        rows,
-    )
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -29,13 +29,8 @@ from pathlib import Path
 
 import benchlib
 
-sys.path.insert(0, str(benchlib.PROJECT_ROOT / "tests" / "e2e"))
-
 # One way to find a port and wait for the server, shared with the browser tests.
-from concurrent_sessions import (
-    free_port,  # noqa: E402
-    wait_for_health,  # noqa: E402
-)
+from pneumonet_testing.concurrent_sessions import free_port, wait_for_health
 
 NAME = "dashboard_startup"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -171,8 +166,8 @@ def measure(runs: int) -> dict:
     return summary
 
 
-def report(result: dict) -> None:
-    """Print the measured numbers as a Markdown table."""
+def table(result: dict) -> benchlib.Table:
+    """The measured numbers as a Markdown table."""
     values = result["measurements"]
     met = "met" if values["startup_target_met"] else "MISSED"
     rows = [
@@ -185,27 +180,21 @@ def report(result: dict) -> None:
         ("first upload until prediction shown, s", values["first_prediction_s"], "loads model"),
         ("second upload until prediction shown, s", values["second_prediction_s"], "warm"),
     ]
-    hardware = result["hardware"]
-    print(
-        f"{hardware['cpu_count']} x {hardware['cpu_model']}, "
-        f"load average {hardware['load_average_1min_at_start']} at start"
-    )
-    print(f"Uploads: {', '.join(values['uploaded_images'])}")
-    benchlib.print_rows("Dashboard", rows)
+    notes = [f"Uploads: {', '.join(values['uploaded_images'])}"]
+    return benchlib.Table("Dashboard", rows, notes=notes)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments() -> argparse.ArgumentParser:
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=3, help="fresh server starts")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@benchlib.benchmark(NAME, arguments=arguments, table=table)
+def main(args: argparse.Namespace) -> dict:
     if not CHROMIUM.exists():
         raise SystemExit(f"{CHROMIUM} not found: apt-get update && apt-get install -y chromium")
-    result = {"benchmark": NAME, "hardware": benchlib.hardware()}
-    result["measurements"] = measure(args.runs)
-    result["load_average_1min_at_end"] = benchlib.load_average_1min()
-    benchlib.write_result(NAME, result)
-    report(result)
-    return result
+    return {"measurements": measure(args.runs)}
 
 
 if __name__ == "__main__":

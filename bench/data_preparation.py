@@ -111,8 +111,8 @@ def measure(repeats: int, epochs: int, batch_size: int, architecture: str) -> di
     }
 
 
-def report(result: dict) -> None:
-    """Print the measured numbers as a Markdown table."""
+def table(result: dict) -> benchlib.Table:
+    """The measured numbers as a Markdown table."""
     values = result["measurements"]
     images, size = values["images"], values["image_size"]
     rows = [
@@ -127,27 +127,22 @@ def report(result: dict) -> None:
         ("later epochs (median), s", values["later_epochs_median_s"], "same"),
         ("first-epoch overhead, s", values["first_epoch_overhead_s"], "tracing, start-up"),
     ]
-    hardware = result["hardware"]
-    print(
-        f"{hardware['cpu_count']} x {hardware['cpu_model']}, "
-        f"load average {hardware['load_average_1min_at_start']} at start"
-    )
-    benchlib.print_rows("Data preparation", rows)
+    return benchlib.Table("Data preparation", rows)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments() -> argparse.ArgumentParser:
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--repeats", type=int, default=3, help="runs of scan and load")
     parser.add_argument("--epochs", type=int, default=4, help="epochs (the first included)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--architecture", default="pneumonet", help="its input size is used")
-    args = parser.parse_args(argv)
-    result = {"benchmark": NAME, "hardware": benchlib.hardware()}
-    result["measurements"] = measure(args.repeats, args.epochs, args.batch_size, args.architecture)
-    result["load_average_1min_at_end"] = benchlib.load_average_1min()
-    benchlib.write_result(NAME, result)
-    report(result)
-    return result
+    return parser
+
+
+@benchlib.benchmark(NAME, arguments=arguments, table=table)
+def main(args: argparse.Namespace) -> dict:
+    measurements = measure(args.repeats, args.epochs, args.batch_size, args.architecture)
+    return {"measurements": measurements}
 
 
 if __name__ == "__main__":

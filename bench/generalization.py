@@ -20,7 +20,6 @@ missing. Results: `bench/results/generalization.json`; table: `docs/RECIPES.md`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -366,7 +365,7 @@ def load_results() -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=["baseline"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe's")

@@ -174,8 +174,8 @@ def latency_rows(label: str, values: dict) -> list[tuple[str, object, str]]:
     ]
 
 
-def report(result: dict) -> None:
-    """Print the measured numbers as a Markdown table."""
+def table(result: dict) -> benchlib.Table:
+    """The measured numbers as a Markdown table."""
     measured = result["in_process"]
     rates = measured["throughput"]
     cli = result["command_line"]
@@ -200,23 +200,21 @@ def report(result: dict) -> None:
         ),
         ("CLI peak RSS, MiB", cli["peak_rss_mb"], f"{cli['images']:.0f} images"),
     ]
-    hardware = result["hardware"]
-    print(
-        f"{hardware['cpu_count']} x {hardware['cpu_model']}, "
-        f"load average {hardware['load_average_1min_at_start']} at start"
-    )
-    print(f"Model: {result['model_note']}")
-    benchlib.print_rows("Inference", rows)
+    return benchlib.Table("Inference", rows, notes=[f"Model: {result['model_note']}"])
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments() -> argparse.ArgumentParser:
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=40, help="latency samples")
     parser.add_argument("--images", type=int, default=256, help="images for throughput")
     parser.add_argument("--repeats", type=int, default=5, help="throughput runs")
     parser.add_argument("--cli-runs", type=int, default=3, help="command-line runs")
-    args = parser.parse_args(argv)
-    result = {"benchmark": NAME, "hardware": benchlib.hardware()}
+    return parser
+
+
+@benchlib.benchmark(NAME, arguments=arguments, table=table)
+def main(args: argparse.Namespace) -> dict:
+    result = {}
     model_path, result["model_note"] = benchlib.benchmark_model_path()
     result["model_path"] = str(model_path)
     frame = benchlib.sample_training_images(args.images // 2)
@@ -224,9 +222,6 @@ def main(argv: list[str] | None = None) -> dict:
     result["in_process"] = in_process(model_path, paths, args.runs, args.repeats)
     result["command_line"] = command_line(model_path, paths, args.cli_runs)
     result["targets"] = targets(result)
-    result["load_average_1min_at_end"] = benchlib.load_average_1min()
-    benchlib.write_result(NAME, result)
-    report(result)
     return result
 
 

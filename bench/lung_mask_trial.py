@@ -12,7 +12,6 @@ look at, outside the project (they show dataset images).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import benchlib
@@ -54,7 +53,7 @@ def classical_lung_mask(image: np.ndarray) -> tuple[np.ndarray, bool]:
 def main() -> int:
     from pneumonet_core.data import load_images, scan_dataset
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--sample", type=int, default=120)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

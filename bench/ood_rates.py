@@ -20,24 +20,17 @@ flagged.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gzip
 import io
 import json
-import os
 import sys
 from collections import defaultdict
 from pathlib import Path
 
+import benchlib
 import numpy as np
 from PIL import Image
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # One file per distinct picture (pydicom ships several encodings of the same image).
 PYDICOM_FILES = (
@@ -265,7 +258,7 @@ def report(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--model", required=True, help="a PneumoNet .keras file")
     parser.add_argument("--data", help="dataset root (default: the model's training data)")
     parser.add_argument("--limit", type=int, default=1000, help="X-rays per set (max)")

@@ -12,7 +12,6 @@ About 5 minutes on 2 CPU cores; `./run bench` calls it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -253,7 +252,7 @@ def previous_results() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
     parser.add_argument("--skip", nargs="+", choices=BENCHMARKS, default=[], help="skip these")
     parser.add_argument(

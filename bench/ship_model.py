@@ -13,7 +13,6 @@ split, and the shortcut audit is run on `test/`. Writes `assets/model/pneumonet.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -24,10 +23,8 @@ import generalization
 import numpy as np
 import pandas as pd
 
-from pneumonet_core import config, evaluate
-from pneumonet_core.modelcard import LIMITATIONS, render_markdown
+from pneumonet_core import config, evaluate, modelcard
 
-DEVELOPMENT_LABEL = "on images from outside the training set, used for model selection"
 DEVELOPMENT_SET = (
     "test/: half of the official Kermany et al. test split (314 images: 118 NORMAL, 196 "
     "PNEUMONIA), different patients and acquisition from train/"
@@ -77,7 +74,7 @@ def fit_ood(model, seed: int = 42):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--recipe", required=True, choices=sorted(generalization.RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=None)
@@ -144,10 +141,7 @@ def main() -> int:
         (scale, shift),
         [json.loads(path.with_suffix(".train.json").read_text()) for path in paths],
     )
-    (args.out_dir / config.MODEL_CARD_RELATIVE_PATH.name).write_text(
-        json.dumps(card, indent=2) + "\n"
-    )
-    (args.out_dir / "MODEL_CARD.md").write_text(render_markdown(card))
+    modelcard.write_model_card(card, args.out_dir)
     print(
         json.dumps({k: card[k] for k in ("development", "validation", "shortcut_audit")}, indent=2)
     )
@@ -159,22 +153,14 @@ def main() -> int:
 
 
 def build_card(args, model, metadata, figures, audit, statistics, counts, recipe, platt, trainings):
-    destination = args.out_dir / config.SHIPPED_MODEL_RELATIVE_PATH.name
+    """The model card (`pneumonet_core.modelcard.build_model_card`) of the shipped ensemble."""
     seeds = ", ".join(str(seed) for seed in args.seeds)
     minutes = [record["duration_s"] / 60 for record in trainings]
-    return {
-        "name": metadata.name,
-        "architecture": metadata.architecture,
-        "parameters": int(model.count_params()),
-        "image_size": metadata.image_size,
-        "preprocessing": metadata.preprocessing,
-        "threshold": metadata.threshold,
-        "class_names": metadata.class_names,
-        "file": str(config.SHIPPED_MODEL_RELATIVE_PATH),
-        "file_size_mb": destination.stat().st_size / 1e6,
-        "created_at": metadata.created_at,
-        "training_data_fingerprint": metadata.training_data_fingerprint,
-        "training": {
+    return modelcard.build_model_card(
+        metadata=metadata,
+        parameters=model.count_params(),
+        model_file=args.out_dir / config.SHIPPED_MODEL_RELATIVE_PATH.name,
+        training={
             "recipe": f"{args.recipe}: {generalization.RECIPES[args.recipe]['about']}",
             "members": len(args.seeds),
             "seed": seeds,
@@ -184,56 +170,27 @@ def build_card(args, model, metadata, figures, audit, statistics, counts, recipe
             "member_minutes": minutes,
             "hardware": f"{os.cpu_count()} CPU cores ({benchlib.cpu_model_name()}), no GPU",
         },
-        "development": {
-            "label": DEVELOPMENT_LABEL,
+        development={
+            "label": modelcard.DEVELOPMENT_LABEL,
             "set": DEVELOPMENT_SET,
             "metrics": figures["test"],
-            "seed_spread": _seed_spread(recipe),
+            "seed_spread": modelcard.seed_spread(recipe["test"] if recipe else None),
             "note": "test/ chose the recipe, the calibration and the threshold: these are "
             "development figures, optimistic for new images. The other half of the official "
             "test split is held back to judge this model.",
         },
-        "validation": figures["validation"],
-        "operating_point": (
+        validation=figures["validation"],
+        operating_point=(
             f"Threshold {metadata.threshold:.3f} on the calibrated probability, chosen on "
             "test/ (the development set) by Youden's J. The mean of the members' logits is "
             f"calibrated by Platt scaling fitted on test/ (logit x {platt[0]:.3f} "
             f"{platt[1]:+.3f})."
         ),
-        "shortcut_audit": audit,
-        "ood_guard": {
-            "percentile": statistics.percentile,
-            "n_fit": statistics.n_fit,
-            "n_validation": statistics.n_validation,
-            "validation_flag_rate": statistics.validation_flag_rate,
-        },
-        "limitations": LIMITATIONS + _audit_limitations(audit),
-        "reproduce": f"python bench/ship_model.py --recipe {args.recipe} --seeds "
+        shortcut_audit=audit,
+        ood_statistics=statistics,
+        reproduce=f"python bench/ship_model.py --recipe {args.recipe} --seeds "
         + " ".join(str(seed) for seed in args.seeds),
-    }
-
-
-def _audit_limitations(audit: dict) -> list[str]:
-    """What the shortcut audit found that a reader must know, in words."""
-    if audit["meets_targets"]["lungs_hidden_auc"]:
-        return []
-    return [
-        f"The shortcut audit finds evidence outside the lungs: with the lung region hidden the "
-        f"model still reaches ROC-AUC {audit['lungs_hidden_auc']:.2f} on test/ (a model reading "
-        "only the lungs would fall towards 0.5). Part of what it uses lies in the borders, "
-        "shoulders, abdomen or body size; check the Grad-CAM overlay."
-    ]
-
-
-def _seed_spread(recipe: dict | None) -> dict | None:
-    """Single members of the recipe on test/ at their validation thresholds: mean and sd."""
-    if recipe is None:
-        return None
-    return {
-        metric: {"mean": value["mean"], "sd": value["sd"], "n_seeds": len(value["values"])}
-        for metric, value in recipe["test"].items()
-        if metric != "threshold"
-    }
+    )
 
 
 if __name__ == "__main__":

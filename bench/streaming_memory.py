@@ -64,8 +64,8 @@ def verdict(result: dict, image_size: int) -> dict:
     }
 
 
-def report(result: dict) -> None:
-    """Print the measured numbers as a Markdown table."""
+def table(result: dict) -> benchlib.Table:
+    """The measured numbers as a Markdown table."""
     small, large, check = result["n"], result["4n"], result["verdict"]
     rows = [
         (f"peak RSS, {small['images']:.0f} images, MiB", small["peak_rss_mb"], ""),
@@ -88,30 +88,26 @@ def report(result: dict) -> None:
             f"progress shown: {check['progress_reported']}",
         ),
     ]
-    hardware = result["hardware"]
-    print(
-        f"{hardware['cpu_count']} x {hardware['cpu_model']}, "
-        f"load average {hardware['load_average_1min_at_start']} at start"
-    )
-    benchlib.print_rows("Streaming batch prediction", rows)
+    return benchlib.Table("Streaming batch prediction", rows)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    from pneumonet_core.modelio import read_metadata
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments() -> argparse.ArgumentParser:
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--images", type=int, default=256, help="N (the large run uses 4N)")
     parser.add_argument("--runs", type=int, default=2, help="runs of each size")
-    args = parser.parse_args(argv)
-    result = {"benchmark": NAME, "hardware": benchlib.hardware()}
+    return parser
+
+
+@benchlib.benchmark(NAME, arguments=arguments, table=table)
+def main(args: argparse.Namespace) -> dict:
+    from pneumonet_core.modelio import read_metadata
+
+    result = {}
     model_path, result["model_note"] = benchlib.benchmark_model_path()
     frame = benchlib.training_frame().sample(frac=1.0, random_state=0)
     paths = [str(path) for path in frame["path"][: 4 * args.images]]
     result.update(measure(model_path, paths, args.images, args.runs))
     result["verdict"] = verdict(result, read_metadata(model_path).image_size)
-    result["load_average_1min_at_end"] = benchlib.load_average_1min()
-    benchlib.write_result(NAME, result)
-    report(result)
     return result
 
 

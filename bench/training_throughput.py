@@ -238,8 +238,8 @@ def threading_settings() -> dict:
     }
 
 
-def report(result: dict) -> None:
-    """Print the measured numbers as a Markdown table."""
+def table(result: dict) -> benchlib.Table:
+    """The measured numbers as a Markdown table."""
     rows = []
     for item in result["architectures"]:
         name = f"{item['architecture']} ({item['image_size']} px)"
@@ -274,35 +274,27 @@ def report(result: dict) -> None:
             "before fusion",
         ),
     ]
-    print_hardware(result["hardware"])
-    benchlib.print_rows("Training throughput", rows)
+    return benchlib.Table("Training throughput", rows)
 
 
-def print_hardware(hardware: dict) -> None:
-    print(
-        f"{hardware['cpu_count']} x {hardware['cpu_model']}, "
-        f"load average {hardware['load_average_1min_at_start']} at start"
-    )
-
-
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments() -> argparse.ArgumentParser:
+    parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--per-class", type=int, default=128, help="images per class")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs (after a warm-up)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--architectures", nargs="+", default=list(ARCHITECTURES))
-    args = parser.parse_args(argv)
-    result = {"benchmark": NAME, "hardware": benchlib.hardware()}
-    result["threads"] = threading_settings()
+    return parser
+
+
+@benchlib.benchmark(NAME, arguments=arguments, table=table)
+def main(args: argparse.Namespace) -> dict:
+    result = {"threads": threading_settings()}
     result["architectures"] = [
         measure_architecture(name, args.per_class, args.epochs, args.batch_size)
         for name in args.architectures
     ]
     shipped_size = max(item["image_size"] for item in result["architectures"])
     result["augmentation_costs"] = augmentation_costs(shipped_size, args.batch_size)
-    result["load_average_1min_at_end"] = benchlib.load_average_1min()
-    benchlib.write_result(NAME, result)
-    report(result)
     return result
 
 

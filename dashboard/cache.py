@@ -1,10 +1,10 @@
 """Cache keys and the expensive loaders every concern shares.
 
 A file's cache key is its path, size and modification time (`file_signature`), so a replaced
-model is loaded again. The model and its Grad-CAM gradient model are Streamlit resources, loaded
-once per file version and shared by every session; TensorFlow is imported only when one is
-first loaded. Each concern module caches its own results next to the code that computes them,
-keyed on these signatures.
+model is loaded again. The model is a Streamlit resource (a `Predictor`, which also builds its
+Grad-CAM gradient model once, on first use), loaded once per file version and shared by every
+session; TensorFlow is imported only when one is first loaded. Each concern module caches its
+own results next to the code that computes them, keyed on these signatures.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from pneumonet_core import config
@@ -70,24 +69,6 @@ def cached_predictor(path_text: str, signature: str) -> Any:
     return Predictor(Path(path_text))
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def cached_grad_cam(path_text: str, signature: str) -> Any:
-    """The Grad-CAM gradient model of a model file, built once per file version.
-
-    Args:
-        path_text: The `.keras` file.
-        signature: Its `file_signature`.
-
-    Returns:
-        A `pneumonet_core.explain.GradCam`: called on one model input (S, S, 1), it returns
-        float32 (S, S) in [0, 1].
-    """
-    from pneumonet_core import explain
-
-    predictor = cached_predictor(path_text, signature)
-    return explain.GradCam(predictor.model, predictor.metadata.gradcam_layer)
-
-
 def load_predictor(path: str | os.PathLike | None = None) -> Any:
     """The model wrapped for inference, loaded once per file version.
 
@@ -104,17 +85,3 @@ def load_predictor(path: str | os.PathLike | None = None) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"no model at {path}; train one on the Train page and promote it")
     return cached_predictor(str(path), file_signature(path))
-
-
-def grad_cam(model_path: str | os.PathLike, model_input: np.ndarray) -> np.ndarray:
-    """Grad-CAM heatmap for one model input (the gradient model is built once per model).
-
-    Args:
-        model_path: The `.keras` file.
-        model_input: One preprocessed image (S, S, 1).
-
-    Returns:
-        float32 (S, S) in [0, 1].
-    """
-    path = Path(model_path)
-    return cached_grad_cam(str(path), file_signature(path))(model_input)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, dataset, inference, models, runs, text, training
+from dashboard import cache, inference, models, runs, text
 
 VALIDATION_SPLIT = "validation"
 FOLDER_SPLIT = "folder"
@@ -66,22 +66,18 @@ def validation_split_settings(model_path: str) -> dict[str, Any]:
         model_path: The model whose split to reproduce.
 
     Returns:
-        `data_dir`, `val_fraction`, `seed` and `subset_per_class` (defaults where unknown).
+        `data_dir`, `val_fraction`, `seed` and `subset_per_class`, as the core reads them from
+        the model's metadata (`pneumonet_core.ood.training_split_settings`; its defaults when
+        the file does not exist or recorded none).
+
+    Raises:
+        ModelLoadError: The model file exists but its metadata cannot be read.
     """
-    defaults = training.training_defaults()
-    summary = models.model_summary(model_path)
-    settings = summary.details.get("training") if summary else None
-    settings = settings if isinstance(settings, dict) else {}
-    return {
-        "data_dir": settings.get("data_dir") or dataset.default_data_root(),
-        "val_fraction": float(settings.get("val_fraction") or defaults["val_fraction"]),
-        "seed": int(
-            settings.get("seed", defaults["seed"])
-            if settings.get("split_seed") is None
-            else settings["split_seed"]
-        ),
-        "subset_per_class": settings.get("subset_per_class"),
-    }
+    from pneumonet_core import ood
+    from pneumonet_core.modelio import read_metadata
+
+    metadata = read_metadata(model_path) if Path(model_path).is_file() else None
+    return ood.training_split_settings(metadata)
 
 
 @st.cache_data(show_spinner="Finding the images…", max_entries=16)
@@ -89,8 +85,8 @@ def evaluation_set(
     kind: str,
     folder: str,
     *,
-    val_fraction: float = 0.2,
-    seed: int = 42,
+    val_fraction: float | None = None,
+    seed: int | None = None,
     subset_per_class: int | None = None,
     max_per_class: int | None = None,
 ) -> EvaluationSet:
@@ -100,8 +96,9 @@ def evaluation_set(
         kind: `VALIDATION_SPLIT` (patient-grouped split carved from `<folder>/train`) or
             `FOLDER_SPLIT` (every image of a folder holding NORMAL/ and PNEUMONIA/).
         folder: The dataset root (validation) or the folder to evaluate.
-        val_fraction: Share of patients held out (validation only).
-        seed: Split seed (validation only).
+        val_fraction: Share of patients held out (validation only; default: the core's,
+            `pneumonet_core.ood.training_split_settings`).
+        seed: Split seed (validation only; default: the core's).
         subset_per_class: The training subset the split was carved from, if any.
         max_per_class: Keep at most this many images per class (a quicker look).
 
@@ -111,9 +108,12 @@ def evaluation_set(
     Raises:
         ValueError: The folder has no usable images (the message says why).
     """
-    from pneumonet_core import data
+    from pneumonet_core import data, ood
 
     if kind == VALIDATION_SPLIT:
+        defaults = ood.training_split_settings()
+        val_fraction = defaults["val_fraction"] if val_fraction is None else val_fraction
+        seed = defaults["seed"] if seed is None else seed
         _, frame = data.training_split(
             folder, val_fraction=val_fraction, seed=seed, subset_per_class=subset_per_class
         )
@@ -196,7 +196,9 @@ def _shortcut_audit_cached(
 
     predictor = cache.cached_predictor(model_path, signature)
     loaded, kept_labels = _load_labelled(predictor, paths, labels)
-    return shortcuts.audit(predictor.model, loaded.images, kept_labels)
+    return shortcuts.audit(
+        predictor.model, loaded.images, kept_labels, explainer=predictor.grad_cam
+    )
 
 
 def shortcut_audit(model_path: str, evaluation: EvaluationSet) -> dict[str, Any]:
@@ -247,13 +249,9 @@ class ExplainedImage:
     ttl=inference.UPLOAD_CACHE_TTL,
 )
 def _explain_file_cached(model_path: str, signature: str, image_path: str) -> tuple:
-    from pneumonet_core import imaging, preprocessing
-
-    predictor = cache.cached_predictor(model_path, signature)
-    image = imaging.read_image(image_path)
-    model_input = preprocessing.resize_image(image, predictor.image_size)
-    heatmap = cache.cached_grad_cam(model_path, signature)(model_input)
-    return inference.for_display(image, heatmap)
+    """`(image, heatmap)` at display size, float32 (h, w) in [0, 1] each (`Predictor.explain`)."""
+    explained = cache.cached_predictor(model_path, signature).explain(image_path)
+    return explained.image, explained.heatmap
 
 
 def _most_confident_mistakes(scores: ModelScores, threshold: float, kind: str) -> np.ndarray:

@@ -16,13 +16,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache, models, text
+from pneumonet_core import imaging
 from pneumonet_core.ood import SIMPLE_CHECKS_SUMMARY
 
 SIMPLE_OOD_CHECKS = SIMPLE_CHECKS_SUMMARY  # what is flagged without feature statistics
-DISPLAY_SIZE = 512
 UPLOAD_CACHE_ENTRIES = 64
 UPLOAD_CACHE_TTL = timedelta(minutes=30)
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "bmp", "tif", "tiff"]
+UPLOAD_TYPES = list(imaging.UPLOAD_TYPES)  # every suffix the core decodes
 TABLE_COLUMNS = ("file", "probability", "label", "threshold", "warning", "error")
 
 
@@ -36,7 +36,8 @@ class ImagePrediction:
         label: "PNEUMONIA" or "NORMAL" at the threshold, or None when the file failed.
         threshold: The operating threshold used.
         error: A one-line reason when the file could not be read, else None.
-        image: The decoded image for display, float32 (H, W) in [0, 1], or None.
+        image: The decoded image for display, float32 (H, W) in [0, 1] (longer side at most
+            `predict.DISPLAY_SIZE`), or None.
         heatmap: Grad-CAM at display size, float32 (H, W) in [0, 1], or None.
         is_dicom: Whether the file is DICOM.
         ood: True when the image is not a chest X-ray or is outside the model's validated
@@ -57,39 +58,6 @@ class ImagePrediction:
     ood_reason: str | None = None
 
 
-def _resize_for_display(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    resized = Image.fromarray(np.asarray(image, dtype=np.float32), mode="F").resize(
-        size, Image.Resampling.BILINEAR
-    )
-    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
-
-
-def _display_image(image: np.ndarray) -> np.ndarray:
-    height, width = image.shape
-    scale = min(1.0, DISPLAY_SIZE / max(height, width))
-    if scale == 1.0:
-        return image.astype(np.float32)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return _resize_for_display(image, size)
-
-
-def for_display(image: np.ndarray, heatmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """An image and its Grad-CAM heatmap, both brought to display size.
-
-    Args:
-        image: The decoded image, float32 (H, W) in [0, 1].
-        heatmap: Its Grad-CAM at model input size, float32 (S, S) in [0, 1].
-
-    Returns:
-        `(image, heatmap)`: float32 (h, w) in [0, 1] each, the longer side at most
-        `DISPLAY_SIZE` pixels.
-    """
-    shown = _display_image(image)
-    return shown, _resize_for_display(heatmap, (shown.shape[1], shown.shape[0]))
-
-
 def _failed_prediction(file_name: str, threshold: float, reason: str) -> ImagePrediction:
     return ImagePrediction(file_name, None, None, threshold, reason, None, None, False)
 
@@ -107,27 +75,21 @@ def _named_buffer(content: bytes, file_name: str) -> io.BytesIO:
 def _predict_bytes_cached(
     file_name: str, content: bytes, model_path: str, signature: str
 ) -> ImagePrediction:
-    from pneumonet_core import imaging, preprocessing
-
     predictor = cache.cached_predictor(model_path, signature)
-    threshold = float(predictor.threshold)
     try:
-        image, info = imaging.read_image_with_info(_named_buffer(content, file_name))
+        explained = predictor.explain(_named_buffer(content, file_name), name=file_name)
     except imaging.ImageReadError as error:
-        return _failed_prediction(file_name, threshold, text.describe_error(error))
-    model_input = preprocessing.resize_image(image, predictor.image_size)
-    result = predictor.assess(model_input, info, file_name)
-    heatmap = cache.cached_grad_cam(model_path, signature)(model_input)
-    shown, heatmap = for_display(image, heatmap)
+        return _failed_prediction(file_name, predictor.threshold, text.describe_error(error))
+    result = explained.prediction
     return ImagePrediction(
         file_name=file_name,
         probability=result.probability,
         label=result.label,
-        threshold=threshold,
+        threshold=result.threshold,
         error=None,
-        image=shown,
-        heatmap=heatmap,
-        is_dicom=info.format == "DICOM",
+        image=explained.image,
+        heatmap=explained.heatmap,
+        is_dicom=explained.info.format == "DICOM",
         ood=result.ood,
         ood_reason=result.ood_reason,
     )

@@ -1,14 +1,13 @@
 """Models as the pages show them: summaries from metadata and card, the active model, the models
 that can be picked, and promotion of a trained model to the active one.
 
-Summaries are read without TensorFlow (from the `.keras` file's metadata and `model_card.json`),
-cached per file version.
+Summaries are read without TensorFlow (from the `.keras` file's metadata and the model card,
+read and parsed by `pneumonet_core.modelcard`), cached per file version.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -89,82 +88,35 @@ def _metadata_dict(metadata: Any) -> dict[str, Any]:
     return dict(vars(metadata))
 
 
-def _read_model_card(path: Path) -> dict[str, Any]:
-    """The model card next to a model (`model_card.json`), or the shipped card for the shipped."""
-    candidates = [path.with_name("model_card.json")]
-    if path == config.shipped_model_path():
-        candidates.insert(0, config.model_card_path())
-    for candidate in candidates:
-        if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return {}
-    return {}
-
-
-def _metric_values(raw: Any) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
-    """Numeric metrics, plain (`0.97`) or with an interval (`{"value", "ci_low", "ci_high"}`)."""
-    values, intervals = {}, {}
-    if not isinstance(raw, dict):
-        return values, intervals
-    for key, value in raw.items():
-        if isinstance(value, dict) and isinstance(value.get("value"), int | float):
-            values[str(key)] = float(value["value"])
-            if {"ci_low", "ci_high"} <= set(value):
-                intervals[str(key)] = (float(value["ci_low"]), float(value["ci_high"]))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            values[str(key)] = float(value)
-    return values, intervals
-
-
-def _card_metrics(card: dict[str, Any]) -> tuple[dict[str, float], dict[str, tuple]]:
-    """Validation metrics from a model card (or a metadata `metrics` block)."""
-    for key in ("validation", "validation_metrics", "val_metrics", "metrics"):
-        block = card.get(key)
-        if isinstance(block, dict):
-            if isinstance(block.get("validation"), dict):
-                block = block["validation"]
-            return _metric_values(block)
-    return {}, {}
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelSummary:
     del signature  # part of the cache key only
-    from pneumonet_core import modelio
+    from pneumonet_core import modelcard, modelio
     from pneumonet_core.ood import OOD_ENTRY
 
     path = Path(path_text)
     metadata = _metadata_dict(modelio.read_metadata(path))
-    card = _read_model_card(path)
-    metrics, intervals = _card_metrics(card)
-    if not metrics:
-        metrics, intervals = _card_metrics({"metrics": metadata.get("metrics")})
-    development = card.get("development") if isinstance(card.get("development"), dict) else {}
-    development_metrics, development_intervals = _metric_values(development.get("metrics"))
+    card = modelcard.card_facts(modelcard.model_card_for(path), metadata.get("metrics"))
     shown = ("architecture", "image_size", "threshold", "created_at", "metrics", "class_names")
     details = {key: value for key, value in metadata.items() if key not in shown}
     return ModelSummary(
         path=str(path),
         source=source,
-        name=str(card.get("name") or metadata.get("name") or path.stem),
-        created_at=str(metadata.get("created_at") or card.get("created_at") or "unknown"),
+        name=str(card.name or metadata.get("name") or path.stem),
+        created_at=str(metadata.get("created_at") or card.created_at or "unknown"),
         architecture=str(metadata.get("architecture", "unknown")),
         image_size=int(metadata.get("image_size", 0) or 0),
         threshold=float(metadata.get("threshold", 0.5)),
-        metrics=metrics,
-        intervals=intervals,
-        limitations=[str(item) for item in card.get("limitations", [])],
-        operating_point=str(card.get("operating_point", "")),
+        metrics=card.metrics,
+        intervals=card.intervals,
+        limitations=card.limitations,
+        operating_point=card.operating_point,
         details=details,
         has_ood_guard=modelio.read_model_entry(path, OOD_ENTRY) is not None,
-        development_metrics=development_metrics,
-        development_intervals=development_intervals,
-        development_label=" ".join(
-            str(development.get(key, "")) for key in ("label", "set")
-        ).strip(),
-        shortcut_audit=dict(card.get("shortcut_audit") or {}),
+        development_metrics=card.development_metrics,
+        development_intervals=card.development_intervals,
+        development_label=card.development_label,
+        shortcut_audit=card.shortcut_audit,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 import pneumonet_core
+from pneumonet_core.errors import first_line
 
 
 def intended_use() -> str:
@@ -27,12 +28,11 @@ def describe_error(error: BaseException) -> str:
         error: The exception that was caught.
 
     Returns:
-        The first line of its message (at most 300 characters), or its type in words when it
-        has none.
+        The first line of its message (at most 300 characters, `errors.first_line`), or its
+        type in words when it has none.
     """
-    message = str(error).strip().splitlines()
-    if message and message[0]:
-        return message[0][:300]
+    if str(error).strip():
+        return first_line(error, limit=300)
     return type(error).__name__.replace("Error", " error").strip()
 
 

@@ -8,13 +8,133 @@ so every session sees the same job.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from dashboard import dataset, runs
 
+# Values the form offers for settings that take any number (presentation only: the core's
+# default is always offered too).
 IMAGE_SIZES = [64, 96, 128, 150, 192, 224, 256]
 BATCH_SIZES = [8, 16, 32, 64]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3]
+
+
+@dataclasses.dataclass(frozen=True)
+class FormField:
+    """One widget of the Train form: a `TrainConfig` setting and how the form shows it.
+
+    The default, the type and any choices come from the setting's field in the core; the rest
+    is presentation.
+
+    Attributes:
+        name: The setting's path, dotted for nested settings (e.g. "augmentation.enabled").
+        label: The widget's label.
+        widget: "select", "number", "slider", "toggle" or "text".
+        key: The widget's Streamlit key.
+        section: "main" (three columns), "switch" (full width, below them) or "advanced"
+            (three columns in the Advanced expander).
+        default: The setting's default in `TrainConfig` (None: automatic or off).
+        initial: The widget's starting value.
+        value_type: The setting's type; the widget's value is converted to it.
+        options: The values a select box offers.
+        min_value: The smallest value of a number input or slider.
+        max_value: The largest value of a number input or slider.
+        step: A slider's step.
+        none_value: The widget value that stands for None (e.g. 0 images per class: all).
+        format: A format spec for a select box's option labels (e.g. "g").
+        help: The widget's tooltip.
+    """
+
+    name: str
+    label: str
+    widget: str
+    key: str
+    section: str
+    default: Any
+    initial: Any
+    value_type: type
+    options: tuple = ()
+    min_value: Any = None
+    max_value: Any = None
+    step: Any = None
+    none_value: Any = None
+    format: str | None = None
+    help: str | None = None
+
+
+def _layout(name: str, label: str, widget: str, key: str, **presentation: Any) -> dict:
+    return {"name": name, "label": label, "widget": widget, "key": key, **presentation}
+
+
+# Presentation only: which settings the form shows, how and where. `options` lists the values
+# offered for a free-valued setting (a callable: asks the core); `start` gives, from the default
+# `TrainConfig`, the widget's starting value where the setting's default is None ("automatic").
+FORM_LAYOUT = (
+    _layout(
+        "architecture",
+        "Architecture",
+        "select",
+        "train_architecture",
+        options=lambda: architectures(),
+    ),
+    _layout("epochs", "Epochs", "number", "train_epochs", min_value=1, max_value=500),
+    _layout(
+        "image_size",
+        "Image size (px)",
+        "select",
+        "train_image_size",
+        options=IMAGE_SIZES,
+        start=lambda config: config.resolved_image_size(),
+    ),
+    _layout("batch_size", "Batch size", "select", "train_batch_size", options=BATCH_SIZES),
+    _layout(
+        "learning_rate",
+        "Learning rate",
+        "select",
+        "train_learning_rate",
+        options=LEARNING_RATES,
+        format="g",
+    ),
+    _layout("seed", "Seed", "number", "train_seed", min_value=0, max_value=2**31 - 1),
+    _layout(
+        "augmentation.enabled",
+        "Augmentation (flips, small rotations, zoom, shifts, contrast, exposure and "
+        "quality changes)",
+        "toggle",
+        "train_augmentation",
+        section="switch",
+    ),
+    _layout(
+        "subset_per_class",
+        "Images per class (0 = all)",
+        "number",
+        "train_subset",
+        section="advanced",
+        min_value=0,
+        max_value=100_000,
+        none_value=0,
+        help="Use a small stratified subset for a quick trial run.",
+    ),
+    _layout(
+        "val_fraction",
+        "Validation share (patients)",
+        "slider",
+        "train_val_fraction",
+        section="advanced",
+        min_value=0.1,
+        max_value=0.5,
+        step=0.05,
+    ),
+    _layout(
+        "run_name",
+        "Run name (optional)",
+        "text",
+        "train_run_name",
+        section="advanced",
+        none_value="",
+    ),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +185,83 @@ def training_defaults() -> dict[str, Any]:
     from pneumonet_core.train import TrainConfig
 
     return TrainConfig().to_dict()
+
+
+def form_fields() -> list[FormField]:
+    """The Train form's widgets, each built from its `TrainConfig` setting.
+
+    Returns:
+        The fields in `FORM_LAYOUT` order.
+
+    Raises:
+        KeyError: The layout names a setting `TrainConfig` does not have.
+    """
+    from pneumonet_core.settings import settings_of
+    from pneumonet_core.train_config import TrainConfig
+
+    settings = {".".join(item.path): item for item in settings_of(TrainConfig)}
+    defaults = TrainConfig()
+    return [_form_field(settings[layout["name"]], defaults, **layout) for layout in FORM_LAYOUT]
+
+
+def _form_field(
+    setting,
+    defaults,
+    *,
+    options: Callable[[], list] | list | tuple = (),
+    start: Callable[[Any], Any] | None = None,
+    none_value: Any = None,
+    section: str = "main",
+    **presentation: Any,
+) -> FormField:
+    initial = setting.default
+    if initial is None:
+        initial = start(defaults) if start else none_value
+    if presentation["widget"] == "select":
+        if setting.choices:
+            options = setting.choices
+        elif callable(options):
+            options = options()
+        else:  # offered values, with the core's default always among them
+            options = sorted({*options, initial})
+    return FormField(
+        **presentation,
+        section=section,
+        default=setting.default,
+        initial=initial,
+        value_type=setting.type,
+        options=tuple(options),
+        none_value=none_value,
+    )
+
+
+def form_settings(data_dir: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a submitted form, ready for `start_training`.
+
+    Args:
+        data_dir: The dataset folder chosen above the form.
+        values: Field name to widget value, for every field of `form_fields()`.
+
+    Returns:
+        `TrainConfig` fields (nested settings as dicts that keep their other defaults).
+    """
+    defaults = training_defaults()
+    settings: dict[str, Any] = {"data_dir": data_dir}
+    for field in form_fields():
+        value = values[field.name]
+        if isinstance(value, str):
+            value = value.strip()
+        if field.none_value is not None and value == field.none_value:
+            value = None
+        elif value is not None:
+            value = field.value_type(value)
+        *parents, name = field.name.split(".")
+        target, nested_defaults = settings, defaults
+        for parent in parents:
+            nested_defaults = nested_defaults[parent]
+            target = target.setdefault(parent, dict(nested_defaults))
+        target[name] = value
+    return settings
 
 
 def architectures() -> list[str]:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from pneumonet_core.settings import setting
+
 
 @dataclass(frozen=True)
 class AugmentationConfig:
     """Random transforms for training images in [0, 1].
+
+    Each field is declared with `settings.setting` (help text and command-line flag), so the
+    `pneumonet train` options are built from it. The help of a boolean describes its `--no-`
+    flag, which turns it off.
 
     Attributes:
         enabled: Apply augmentation at all.
@@ -25,20 +31,22 @@ class AugmentationConfig:
             (1 turns it off).
     """
 
-    enabled: bool = True
-    horizontal_flip: bool = True
-    rotation_degrees: float = 10.0
-    zoom: float = 0.1
-    translation: float = 0.05
+    enabled: bool = setting(True, help="turn augmentation off", flag="--no-augment")
+    horizontal_flip: bool = setting(True, help="no horizontal flips", flag="--no-flip")
+    rotation_degrees: float = setting(10.0, help="max rotation, degrees")
+    zoom: float = setting(0.1, help="max zoom in or out (fraction)")
+    translation: float = setting(0.05, help="max shift (fraction of the side)")
     # The defaults are the shipped recipe's (docs/RECIPES.md): strong exposure and quality
     # jitter with a random resized crop is what held up best on images from outside train/.
-    contrast: float = 0.5
-    brightness: float = 0.25
-    gamma: float = 0.6
-    blur: float = 1.0
-    noise: float = 0.03
-    downscale: float = 0.5
-    crop_area: float = 0.35
+    contrast: float = setting(0.5, help="max contrast change")
+    brightness: float = setting(0.25, help="max brightness shift (fraction of the range)")
+    gamma: float = setting(0.6, help="max |log gamma| of a random gamma curve")
+    blur: float = setting(1.0, help="max Gaussian blur sigma (pixels, at most 1)")
+    noise: float = setting(0.03, help="Gaussian noise standard deviation")
+    downscale: float = setting(0.5, help="smallest down-then-up scaling factor (1: off)")
+    crop_area: float = setting(
+        0.35, help="smallest image share kept by a random resized crop (1: off)"
+    )
 
     def __post_init__(self):
         limits = {"rotation_degrees": 180.0, "blur": 1.0, "gamma": 1.0, "noise": 0.2}

@@ -12,6 +12,13 @@ import sys
 from pathlib import Path
 
 from pneumonet_core import INTENDED_USE, config
+from pneumonet_core.augment import AugmentationConfig
+from pneumonet_core.settings import settings_of
+from pneumonet_core.settings_cli import (
+    SettingsHelpFormatter,
+    add_setting_options,
+    config_from_args,
+)
 
 EXIT_ERROR = 2
 
@@ -53,40 +60,9 @@ def _unreadable_images(paths) -> list[str]:
 
 
 def cmd_train(args) -> int:
-    from pneumonet_core.augment import AugmentationConfig
     from pneumonet_core.train import TrainConfig, train
 
-    augmentation = AugmentationConfig(
-        enabled=not args.no_augment,
-        horizontal_flip=not args.no_flip,
-        **{name: getattr(args, f"augment_{name}") for name in AUGMENTATION_OPTIONS},
-    )
-    train_config = TrainConfig(
-        data_dir=str(_data_dir(args.dir)),
-        architecture=args.arch,
-        epochs=args.epochs,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        lr_schedule=args.lr_schedule,
-        seed=args.seed,
-        split_seed=args.split_seed,
-        val_fraction=args.val_fraction,
-        input_normalization=args.input_normalization,
-        lung_focus=args.lung_focus,
-        augmentation=augmentation,
-        class_balancing=args.class_balancing,
-        label_smoothing=args.label_smoothing,
-        dropout_rate=args.dropout_rate,
-        monitor=args.monitor,
-        early_stopping_patience=args.early_stopping,
-        threshold_policy=args.threshold_policy,
-        subset_per_class=args.subset_per_class,
-        on_error=args.on_error,
-        out=args.out,
-        run_name=args.run_name,
-        distribute=args.distribute,
-    )
+    train_config = config_from_args(TrainConfig, args, data_dir=str(_data_dir(args.dir)))
     result = train(train_config, verbose=1 if sys.stdout.isatty() else 2)
     metrics = result.val_metrics
     print(
@@ -361,103 +337,22 @@ def _add_shortcuts_parser(commands) -> None:
 
 
 def _add_train_parser(commands) -> None:
-    from pneumonet_core.augment import AugmentationConfig
-    from pneumonet_core.model import INPUT_NORMALIZATIONS
-    from pneumonet_core.train_config import CLASS_BALANCING, LR_SCHEDULES, MONITORS, TrainConfig
+    from pneumonet_core.train_config import TrainConfig
 
-    # Every default comes from the dataclasses, so the CLI and the dashboard cannot drift.
-    defaults, augmentation = TrainConfig(), AugmentationConfig()
     train = commands.add_parser(
         "train",
         help="train a model and record the run",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=SettingsHelpFormatter,
     )
-    train.add_argument(
-        "dir", nargs="?", help="dataset root holding train/ (default: $PNEUMONET_DATA)"
-    )
-    train.add_argument(
-        "--arch", default=defaults.architecture, help="architecture: seed or pneumonet"
-    )
-    train.add_argument("--epochs", type=int, default=defaults.epochs)
-    train.add_argument(
-        "--image-size", type=int, default=defaults.image_size, help="input side in pixels"
-    )
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule)
-    train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument(
-        "--split-seed", type=int, default=defaults.split_seed, help="validation split seed"
-    )
-    train.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    train.add_argument(
-        "--input-normalization",
-        choices=INPUT_NORMALIZATIONS,
-        default=defaults.input_normalization,
-        help="per-image normalisation inside the model",
-    )
-    train.add_argument(
-        "--lung-focus",
-        type=float,
-        default=defaults.lung_focus,
-        help="damp the image outside the lung region inside the model (0 off, 1 hidden)",
-    )
-    train.add_argument("--no-augment", action="store_true", help="turn augmentation off")
-    train.add_argument("--no-flip", action="store_true", help="no horizontal flips")
-    for name, help_text in AUGMENTATION_OPTIONS.items():
-        train.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=f"augment_{name}",
-            metavar=name.split("_")[0].upper(),
-            type=float,
-            default=getattr(augmentation, name),
-            help=help_text,
-        )
-    train.add_argument("--class-balancing", choices=CLASS_BALANCING, default="weights")
-    train.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
-    train.add_argument("--dropout-rate", type=float, default=defaults.dropout_rate)
-    train.add_argument("--monitor", choices=tuple(MONITORS), default=defaults.monitor)
-    train.add_argument(
-        "--early-stopping",
-        type=int,
-        default=defaults.early_stopping_patience,
-        metavar="PATIENCE",
-        help="stop after PATIENCE epochs without improvement (0: off)",
-    )
-    train.add_argument(
-        "--threshold-policy",
-        default=defaults.threshold_policy,
-        help="youden, sensitivity:X or fixed:X (chosen on validation)",
-    )
-    train.add_argument("--subset-per-class", type=int, help="use at most N images per class")
-    train.add_argument(
-        "--on-error",
-        choices=("skip", "raise"),
-        default=defaults.on_error,
-        help="unreadable training images: skip them or stop",
-    )
-    train.add_argument("--out", help="where to write the best model (.keras)")
-    train.add_argument("--run-name", help="MLflow run name")
-    train.add_argument(
-        "--distribute",
-        choices=("none", "mirrored", "multiworker"),
-        default=defaults.distribute,
-        help="tf.distribute strategy (batch size is per replica)",
-    )
+    # One option per `TrainConfig` field: flags, types, defaults, choices and help all come
+    # from the dataclass, so the CLI and the dashboard cannot drift.
+    add_setting_options(train, TrainConfig)
     train.set_defaults(handler=cmd_train)
 
 
+# The augmentation strengths and their help, as `pneumonet train` offers them.
 AUGMENTATION_OPTIONS = {
-    "rotation_degrees": "max rotation, degrees",
-    "zoom": "max zoom in or out (fraction)",
-    "translation": "max shift (fraction of the side)",
-    "contrast": "max contrast change",
-    "brightness": "max brightness shift (fraction of the range)",
-    "gamma": "max |log gamma| of a random gamma curve",
-    "blur": "max Gaussian blur sigma (pixels, at most 1)",
-    "noise": "Gaussian noise standard deviation",
-    "downscale": "smallest down-then-up scaling factor (1: off)",
-    "crop_area": "smallest image share kept by a random resized crop (1: off)",
+    item.name: item.help for item in settings_of(AugmentationConfig) if item.type is float
 }
 
 

@@ -19,11 +19,10 @@ import numpy as np
 import pandas as pd
 
 from pneumonet_core import CLASS_NAMES
-from pneumonet_core.imaging import ImageReadError
+from pneumonet_core.imaging import IMAGE_SUFFIXES, ImageReadError
 from pneumonet_core.preprocessing import preprocess_image
 
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm")
 IGNORED_NAMES = (".DS_Store", "Thumbs.db", "desktop.ini")
 FRAME_COLUMNS = ["path", "split", "label", "label_index", "patient_id"]
 

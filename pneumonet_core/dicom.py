@@ -11,20 +11,24 @@ becomes luminance, so every codec pydicom's plugins decode reaches the model ali
 from __future__ import annotations
 
 import io
+from functools import partial
 
 import numpy as np
 
+from pneumonet_core.errors import first_line
 from pneumonet_core.imaging import (
+    DETAIL_LIMIT,
     ImageInfo,
     ImageReadError,
     ImageSource,
     _check_size,
-    _first_line,
     _read_bytes,
     _scale_to_unit,
     color_fraction,
     quiet_warnings,
 )
+
+_first_line = partial(first_line, limit=DETAIL_LIMIT)
 
 PATIENT_FIELDS = (
     "PatientName",

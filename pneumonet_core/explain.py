@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from pneumonet_core.model import GRADCAM_LAYER
+from pneumonet_core.preprocessing import resize_array
 
 
 class GradCam:
@@ -61,17 +61,12 @@ class GradCam:
         if image.shape != expected:
             raise ValueError(f"expected an image of shape {expected}, got {image.shape}")
         heatmap, _ = self._heatmap_for(image[np.newaxis])
-        return _resize_heatmap(np.asarray(heatmap, dtype=np.float32), self.image_size)
+        return resize_array(np.asarray(heatmap), (self.image_size, self.image_size))
 
 
 def grad_cam(model, image: np.ndarray, layer_name: str = GRADCAM_LAYER) -> np.ndarray:
     """One-off Grad-CAM heatmap (S, S) in [0, 1] for one image (S, S, 1); see `GradCam`."""
     return GradCam(model, layer_name)(image)
-
-
-def _resize_heatmap(heatmap: np.ndarray, size: int) -> np.ndarray:
-    resized = Image.fromarray(heatmap, mode="F").resize((size, size), Image.Resampling.BILINEAR)
-    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4) -> np.ndarray:
@@ -92,9 +87,7 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4
     gray = np.asarray(image, dtype=np.float32).squeeze()
     if gray.ndim != 2:
         raise ValueError(f"expected a grayscale image, got shape {np.shape(image)}")
-    height, width = gray.shape
-    heat = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F")
-    heat = np.clip(np.asarray(heat.resize((width, height), Image.Resampling.BILINEAR)), 0, 1)
+    heat = resize_array(heatmap, gray.shape)
     colored = colormaps["jet"](heat)[..., :3]
     blended = (1 - opacity) * np.repeat(gray[..., np.newaxis], 3, axis=2) + opacity * colored
     return (np.clip(blended, 0, 1) * 255).astype(np.uint8)

@@ -22,11 +22,21 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pneumonet_core.errors import first_line
+
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
 # Larger images are refused before decoding (a small file can claim billions of pixels).
 MAX_PIXELS = 60_000_000
+# The one list of file suffixes the decoder reads (lower case, with the dot): what a dataset
+# scan, a folder given to `pneumonet predict` and the dashboard's uploader accept.
+PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+IMAGE_SUFFIXES = PILLOW_SUFFIXES + DICOM_SUFFIXES
+# The same, without the dot (as file pickers such as Streamlit's uploader want them).
+UPLOAD_TYPES = tuple(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
+# Characters of a library's error message quoted in an ImageReadError.
+DETAIL_LIMIT = 200
 # A pixel counts as "strongly coloured" when its chroma (max - min of R, G, B) exceeds this.
 STRONG_CHROMA = 0.15
 # Colour statistics are measured on a thumbnail at most this many pixels on its long side.
@@ -170,21 +180,6 @@ def _is_unidentified(error: ImageReadError) -> bool:
     return isinstance(error.__cause__, UnidentifiedImageError)
 
 
-def _first_line(error: BaseException) -> str:
-    """The error's message as one line of at most 200 characters.
-
-    A message that only introduces details on the following lines ("...: ") keeps its first
-    detail line, so "all plugins failed:" becomes "all plugins failed: pylibjpeg: ...".
-    """
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    text = lines[0]
-    if text.endswith(":") and len(lines) > 1:
-        text = f"{text} {lines[1]}"
-    return text[:200]
-
-
 def _read_pillow_pixels(data: bytes, name: str) -> tuple[np.ndarray, ImageInfo]:
     try:
         with _open_pillow(data, name) as image:
@@ -199,14 +194,15 @@ def _read_pillow_pixels(data: bytes, name: str) -> tuple[np.ndarray, ImageInfo]:
             f"{name}: not a recognised image (expected PNG, JPEG or DICOM)"
         ) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        detail = first_line(error, DETAIL_LIMIT)
         raise ImageReadError(
-            f"{name}: the image claims too many pixels to be decoded ({_first_line(error)})"
+            f"{name}: the image claims too many pixels to be decoded ({detail})"
         ) from None
     except ImageReadError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, Warning, MemoryError) as error:
         raise ImageReadError(
-            f"{name}: the image is damaged or truncated ({_first_line(error)})"
+            f"{name}: the image is damaged or truncated ({first_line(error, DETAIL_LIMIT)})"
         ) from None
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pneumonet_core import config
 from pneumonet_core.atomic import write_json_atomically
+from pneumonet_core.errors import first_line
 
 ACTIVE_STATES = ("starting", "running", "stopping")
 START_GRACE_S = 60.0
@@ -297,7 +298,7 @@ def run_job(config_path: str) -> int:
             )
         except BaseException as error:  # noqa: BLE001 - any failure must reach the status file
             traceback.print_exc()
-            message = (str(error).strip() or type(error).__name__).splitlines()[0][:500]
+            message = first_line(error, limit=500)
             _update_status(
                 state="failed", error=f"{type(error).__name__}: {message}", **_progress_fields()
             )

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pneumonet_core import CLASS_NAMES, __version__
+from pneumonet_core.errors import first_line
 from pneumonet_core.model import GRADCAM_LAYER
 from pneumonet_core.preprocessing import PREPROCESSING
 
@@ -145,9 +146,8 @@ def load_model(path: str | os.PathLike):
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise ModelLoadError(
-            f"{path} could not be loaded as a Keras model ({first_line})"
+            f"{path} could not be loaded as a Keras model ({first_line(error)})"
         ) from None
     expected = (None, metadata.image_size, metadata.image_size, 1)
     if tuple(model.input_shape) != expected:

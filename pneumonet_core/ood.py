@@ -4,20 +4,18 @@ A classifier trained on chest X-rays gives a confident-looking probability for a
 holiday photo included. Two layers of checks stop that from passing silently, and each flag
 says which of two things is true:
 
-- `NOT_A_CHEST_XRAY`: the simple checks on the decoded file (`simple_check`) found a colour
-  image with real saturation, an extreme aspect ratio of the original image, a near-constant
-  image, an image too small to be a radiograph, or DICOM tags saying it is another modality
-  (CT, MR, ...) or another body part (hand, knee, ...).
+- `NOT_A_CHEST_XRAY`: the simple checks on the decoded file (`simple_check`, in
+  `pneumonet_core.ood_checks`) found a colour, tiny, near-constant or extreme-aspect image, or
+  DICOM tags saying it is another modality (CT, MR, ...) or body part (hand, knee, ...).
 - `OUTSIDE_VALIDATED_USE`: a chest X-ray, as far as the simple checks can tell, but not one
   the model was validated on: a DICOM lateral view, or penultimate features (the input of the
   final Dense layer, `FEATURE_LAYER`) far from the training images' (`OodStatistics`:
   Mahalanobis distance to their mean under a Ledoit-Wolf shrunk covariance), as for an adult,
   another hospital's device or an unusual projection. The distance threshold is a high
-  percentile of the distances of the patient-grouped validation split, so about 2% of real
-  X-rays are flagged.
+  percentile of the patient-grouped validation split's distances: about 2% of X-rays flagged.
 
-Both mark the probability as unreliable (`Prediction.ood` is True); the reason starts with
-its kind (`reason_kind` reads it back).
+Both mark the probability as unreliable (`Prediction.ood` is True); the reason starts with its
+kind (`reason_kind` reads it back).
 
 The fitted statistics travel inside the `.keras` file as the extra entry `OOD_ENTRY`. Training
 stores them in every model it writes (`fit_on_images`); `fit_ood_for_model` (and
@@ -29,132 +27,28 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pneumonet_core.imaging import ImageInfo
+from pneumonet_core.ood_checks import (  # noqa: F401  (the simple checks, re-exported)
+    NOT_A_CHEST_XRAY,
+    NOT_A_CHEST_XRAY_SUMMARY,
+    OOD_KINDS,
+    OUTSIDE_VALIDATED_USE,
+    SIMPLE_CHECKS_SUMMARY,
+    UNRELIABLE_NOTE,
+    flag_counts,
+    ood_reason,
+    reason_kind,
+    simple_check,
+)
 
 OOD_ENTRY = "pneumonet_ood.npz"
-NOT_A_CHEST_XRAY = "not a chest X-ray"
-OUTSIDE_VALIDATED_USE = "outside validated use"
-OOD_KINDS = (NOT_A_CHEST_XRAY, OUTSIDE_VALIDATED_USE)
-UNRELIABLE_NOTE = "prediction not reliable"
 FEATURE_LAYER = "pneumonia_probability"
 DEFAULT_PERCENTILE = 98.0
 DEFAULT_MAX_IMAGES = 2000  # images per part (training, validation) used for the fit
-NOT_A_CHEST_XRAY_SUMMARY = (
-    "colour, tiny, near-constant or extreme-aspect images, and DICOM files of another "
-    "modality or body part"
-)
-SIMPLE_CHECKS_SUMMARY = (
-    "colour, tiny, near-constant or extreme-aspect images, and DICOM files of another "
-    "modality, body part or a lateral view"
-)
-
-# Simple checks (see `simple_check`).
-COLOR_FRACTION_LIMIT = 0.05
-ASPECT_RATIO_LIMIT = 4.0
-MIN_CONTRAST = 0.02
-MIN_SIDE = 32
-RADIOGRAPH_MODALITIES = ("CR", "DX", "DR", "RG", "OT", "SC")
-CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "PORTABLE")
-LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "LLO", "RLO")
-
-
-def ood_reason(kind: str, detail: str) -> str:
-    """The user-facing reason: its kind, the specific cause, and that the prediction is unreliable.
-
-    Args:
-        kind: `NOT_A_CHEST_XRAY` or `OUTSIDE_VALIDATED_USE`.
-        detail: The cause, e.g. "colour image (40% of pixels strongly coloured)".
-
-    Returns:
-        "<kind>: <detail>; prediction not reliable".
-
-    Raises:
-        ValueError: `kind` is not one of `OOD_KINDS`.
-    """
-    if kind not in OOD_KINDS:
-        raise ValueError(f"kind must be one of {OOD_KINDS}, got {kind!r}")
-    return f"{kind}: {detail}; {UNRELIABLE_NOTE}"
-
-
-def reason_kind(reason: str) -> str:
-    """Which kind of flag a reason is: `NOT_A_CHEST_XRAY` or `OUTSIDE_VALIDATED_USE`.
-
-    Raises:
-        ValueError: The reason starts with neither (it was not made by `ood_reason`).
-    """
-    for kind in OOD_KINDS:
-        if reason.startswith(f"{kind}: "):
-            return kind
-    raise ValueError(f"not an out-of-distribution reason: {reason!r}")
-
-
-def flag_counts(reasons: Sequence[str | None]) -> dict[str, int]:
-    """How many inputs were flagged, in all and for each kind.
-
-    Args:
-        reasons: One `Prediction.ood_reason` per input, None for an input not flagged.
-
-    Returns:
-        `{"n": inputs, "flagged": inputs flagged for either kind, NOT_A_CHEST_XRAY: count,
-        OUTSIDE_VALIDATED_USE: count}`.
-
-    Raises:
-        ValueError: A reason of neither kind.
-    """
-    kinds = [reason_kind(reason) for reason in reasons if reason is not None]
-    counts = {"n": len(reasons), "flagged": len(kinds)}
-    counts.update({kind: kinds.count(kind) for kind in OOD_KINDS})
-    return counts
-
-
-def simple_check(model_input: np.ndarray, info: ImageInfo) -> str | None:
-    """Cheap checks that need no model features.
-
-    Args:
-        model_input: The preprocessed image, float32 (S, S) or (S, S, 1) in [0, 1].
-        info: What decoding learned about the original file.
-
-    Returns:
-        The reason when the input is not a chest X-ray (starts with `NOT_A_CHEST_XRAY`) or is
-        a lateral view (starts with `OUTSIDE_VALIDATED_USE`), else None.
-    """
-    problem = _dicom_tag_problem(info) or _picture_problem(model_input, info)
-    return ood_reason(*problem) if problem else None
-
-
-def _dicom_tag_problem(info: ImageInfo) -> tuple[str, str] | None:
-    """(kind, detail) when the DICOM tags rule the image out, else None."""
-    if info.modality and info.modality not in RADIOGRAPH_MODALITIES:
-        return NOT_A_CHEST_XRAY, f"DICOM modality {info.modality} is not a radiograph"
-    if info.body_part and not any(part in info.body_part for part in CHEST_BODY_PARTS):
-        return NOT_A_CHEST_XRAY, f"DICOM body part is {info.body_part}, not chest"
-    if info.view_position in LATERAL_VIEWS:
-        return (
-            OUTSIDE_VALIDATED_USE,
-            f"lateral view ({info.view_position}); validated on frontal views only",
-        )
-    return None
-
-
-def _picture_problem(model_input: np.ndarray, info: ImageInfo) -> tuple[str, str] | None:
-    """(NOT_A_CHEST_XRAY, detail) when the picture cannot be a radiograph, else None."""
-    if info.color_fraction > COLOR_FRACTION_LIMIT:
-        detail = f"colour image ({info.color_fraction:.0%} of pixels strongly coloured)"
-    elif info.aspect_ratio > ASPECT_RATIO_LIMIT:
-        detail = f"extreme aspect ratio {info.aspect_ratio:.1f}:1 ({info.width}x{info.height})"
-    elif min(info.width, info.height) < MIN_SIDE:
-        detail = f"image too small to be a radiograph ({info.width}x{info.height} pixels)"
-    elif (contrast := float(np.std(model_input))) < MIN_CONTRAST:
-        detail = f"near-constant image (contrast {contrast:.3f})"
-    else:
-        return None
-    return NOT_A_CHEST_XRAY, detail
 
 
 @dataclass
@@ -421,7 +315,7 @@ def fit_ood_for_model(
     percentile: float = DEFAULT_PERCENTILE,
     seed: int | None = None,
 ) -> OodStatistics:
-    """Fit OOD statistics for an existing model and store them inside its file.
+    """Fit OOD statistics for an existing model, store them inside its file and return them.
 
     The training images are split by patient exactly as the model's training run did (its
     recorded seed, validation fraction and subset) and sampled as training samples them
@@ -434,9 +328,6 @@ def fit_ood_for_model(
         percentile: Validation percentile used as the distance threshold.
         seed: Sample seed (default: the model's training seed, else 42); the split is the
             model's own unless `seed` is given.
-
-    Returns:
-        The fitted statistics (also written into the model file).
 
     Raises:
         ModelLoadError: The model cannot be loaded.
@@ -464,37 +355,44 @@ def fit_ood_for_model(
     return statistics
 
 
-def model_training_split(metadata, data_dir=None, seed: int | None = None):
-    """The `(train_frame, val_frame)` a model's training run used, from its metadata.
+def training_split_settings(metadata=None, data_dir=None, seed: int | None = None) -> dict:
+    """How a model's training run carved its patient-grouped split, from its metadata.
 
     Args:
-        metadata: The model's `ModelMetadata` (its `training` settings are used).
+        metadata: The model's `ModelMetadata` (its `training` settings); None: the defaults.
         data_dir: Dataset root (default: the model's, else `PNEUMONET_DATA`).
         seed: Split seed (default: the model's split seed, else its training seed, else 42).
+
+    Returns:
+        The `data.training_split` arguments: `data_dir` (str), `val_fraction` (default 0.2),
+        `seed` and `subset_per_class` (None: every image).
     """
     from pneumonet_core import config
+
+    training = getattr(metadata, "training", None)
+    training = training if isinstance(training, dict) else {}
+    val_fraction, split_seed = training.get("val_fraction"), training.get("split_seed")
+    if seed is None:
+        seed = training.get("seed", 42) if split_seed is None else split_seed
+    return {
+        "data_dir": str(data_dir or training.get("data_dir") or config.data_root()),
+        "val_fraction": float(0.2 if val_fraction is None else val_fraction),
+        "seed": int(seed),
+        "subset_per_class": training.get("subset_per_class"),
+    }
+
+
+def model_training_split(metadata, data_dir=None, seed: int | None = None):
+    """The `(train_frame, val_frame)` a model's training run used (`training_split_settings`)."""
     from pneumonet_core.data import training_split
 
-    training = metadata.training or {}
-    return training_split(
-        data_dir or training.get("data_dir") or config.data_root(),
-        val_fraction=float(training.get("val_fraction", 0.2)),
-        seed=_split_seed(training) if seed is None else seed,
-        subset_per_class=training.get("subset_per_class"),
-    )
-
-
-def _split_seed(training: dict) -> int:
-    split_seed = training.get("split_seed")
-    return int(training.get("seed", 42) if split_seed is None else split_seed)
+    settings = training_split_settings(metadata, data_dir, seed)
+    return training_split(settings.pop("data_dir"), **settings)
 
 
 def _load_sample(frame, image_size: int, max_images: int, seed: int) -> np.ndarray:
-    """Decode the rows `sample_indices` picks.
-
-    These are the images training sampled from its decoded arrays, as long as every file
-    decoded; training skips unreadable files before sampling, so with unreadable files the
-    two samples differ slightly.
+    """Decode the rows `sample_indices` picks: the images training sampled, as long as every
+    file decoded (training skips unreadable files before sampling, so then they differ slightly).
     """
     from pneumonet_core.data import load_images
 

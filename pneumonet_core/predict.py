@@ -1,8 +1,13 @@
-"""Inference: load a model and its metadata once, then predict images from paths or bytes."""
+"""Inference: load a model and its metadata once, then predict images from paths or bytes.
+
+`Predictor.predict` streams many images; `Predictor.explain` gives one image's prediction with
+its Grad-CAM and a display-size copy of the image, decoding it once.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -10,10 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from pneumonet_core import config, ood
-from pneumonet_core.data import IMAGE_SUFFIXES
-from pneumonet_core.imaging import ImageInfo, ImageReadError, ImageSource, read_image_with_info
+from pneumonet_core.imaging import (
+    IMAGE_SUFFIXES,
+    ImageInfo,
+    ImageReadError,
+    ImageSource,
+    read_image_with_info,
+)
 from pneumonet_core.modelio import ModelLoadError, load_model
-from pneumonet_core.preprocessing import preprocess_image, resize_image
+from pneumonet_core.preprocessing import preprocess_image, resize_array, resize_image
+
+DISPLAY_SIZE = 512  # longest side, in pixels, of the image `Predictor.explain` returns
 
 
 @dataclass
@@ -40,6 +52,25 @@ class Prediction:
         return asdict(self)
 
 
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """One image's prediction with its Grad-CAM, ready to show (`Predictor.explain`).
+
+    Attributes:
+        prediction: What `Predictor.predict` gives for the same file (never an `error`).
+        image: The decoded image for display, float32 (h, w) in [0, 1]: the original's aspect
+            ratio, its longer side at most `display_size` pixels (never enlarged).
+        heatmap: Grad-CAM of the evidence for PNEUMONIA at the display image's size, float32
+            (h, w) in [0, 1]; higher where the PNEUMONIA score rose most.
+        info: What decoding learned about the original file (format, size, DICOM tags...).
+    """
+
+    prediction: Prediction
+    image: np.ndarray
+    heatmap: np.ndarray
+    info: ImageInfo
+
+
 def missing_model_message(path: Path) -> str:
     return (
         f"no model at {path}. Train one (pneumonet train --out model.keras) and pass "
@@ -48,7 +79,9 @@ def missing_model_message(path: Path) -> str:
 
 
 class Predictor:
-    """A loaded model with its metadata, ready to predict.
+    """A loaded model with its metadata, ready to predict and explain.
+
+    One Predictor can serve many threads at once (the dashboard shares one per model file).
 
     Args:
         model_path: A `.keras` file saved by PneumoNet (default: `config.active_model_path()`).
@@ -75,6 +108,8 @@ class Predictor:
             input_signature=signature,
             autograph=False,
         )
+        self._grad_cam = None
+        self._grad_cam_lock = threading.Lock()
         self._forward_with_features = None
         if self.ood_statistics is not None:
             extractor = ood.feature_extractor(self.model)
@@ -91,6 +126,21 @@ class Predictor:
     @property
     def image_size(self) -> int:
         return int(self.metadata.image_size)
+
+    @property
+    def grad_cam(self):
+        """The model's `explain.GradCam` (on its metadata's `gradcam_layer`), built on first use.
+
+        Built once per Predictor, under a lock; calling it from several threads at once is safe.
+        Called on one model input (S, S, 1), it returns float32 (S, S) in [0, 1].
+        """
+        if self._grad_cam is None:
+            with self._grad_cam_lock:
+                if self._grad_cam is None:
+                    from pneumonet_core.explain import GradCam
+
+                    self._grad_cam = GradCam(self.model, self.metadata.gradcam_layer)
+        return self._grad_cam
 
     def label_for(self, probability: float) -> str:
         """Class name for a PNEUMONIA probability at the model's threshold."""
@@ -144,6 +194,35 @@ class Predictor:
             name: File name shown in the result.
         """
         return next(self._finish([(name, (model_input, ood.simple_check(model_input, info)))]))
+
+    def explain(
+        self, source: ImageSource, name: str | None = None, display_size: int = DISPLAY_SIZE
+    ) -> Explanation:
+        """Predict one image and explain it with Grad-CAM, decoding and preprocessing it once.
+
+        Args:
+            source: A path, bytes or binary file object, as `predict` accepts.
+            name: File name shown in the result (default: as `predict` names it).
+            display_size: Longest side of the returned display image in pixels, at least 1.
+
+        Returns:
+            The prediction (probability, label and both OOD checks, as `predict` gives them),
+            the display image and the Grad-CAM heatmap at its size.
+
+        Raises:
+            ImageReadError: The source cannot be decoded; the message is one line for the user
+                (`predict` reports the same message as `Prediction.error`).
+            ValueError: `display_size` is below 1.
+        """
+        if display_size < 1:
+            raise ValueError(f"display_size must be at least 1, got {display_size!r}")
+        name = _display_name(source) if name is None else name
+        gray, info = read_image_with_info(source)
+        model_input = resize_image(gray, self.image_size)
+        prediction = self.assess(model_input, info, name)
+        image = _fit_within(gray, display_size)
+        heatmap = resize_array(self.grad_cam(model_input), image.shape)
+        return Explanation(prediction=prediction, image=image, heatmap=heatmap, info=info)
 
     def _check_batch_shape(self, images: np.ndarray) -> None:
         expected = (self.image_size, self.image_size, 1)
@@ -213,6 +292,15 @@ def _display_name(source: ImageSource) -> str:
     if isinstance(source, str | os.PathLike):
         return str(source)
     return getattr(source, "name", "uploaded file")
+
+
+def _fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """A 2-D image shrunk (aspect ratio kept) so its longer side is at most `max_side`."""
+    height, width = image.shape
+    scale = min(1.0, max_side / max(height, width))
+    if scale == 1.0:
+        return image.astype(np.float32)
+    return resize_array(image, (max(1, round(height * scale)), max(1, round(width * scale))))
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:

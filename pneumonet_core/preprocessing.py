@@ -2,7 +2,8 @@
 
 Training, evaluation, the command line and the dashboard all call `preprocess_image` (or
 `resize_image` on an already decoded image), so they can never drift apart. The contract is
-recorded in each model's metadata as `PREPROCESSING`.
+recorded in each model's metadata as `PREPROCESSING`. `resize_array` is the bilinear resize
+under it, also used for display images and Grad-CAM heatmaps.
 """
 
 from __future__ import annotations
@@ -35,6 +36,30 @@ def check_image_size(image_size: int) -> int:
     return int(image_size)
 
 
+def resize_array(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2-D float image: the one resize every module uses.
+
+    Args:
+        image: float array (height, width) with values in [0, 1] (an image or a heatmap).
+        size: `(height, width)` of the output in pixels, each at least 1.
+
+    Returns:
+        float32 array of shape `size` with values in [0, 1] (clipped, so interpolation and
+        float rounding cannot leave the range).
+
+    Raises:
+        ValueError: The image is not 2-D, or `size` is not two positive integers.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2-D grayscale image, got shape {image.shape}")
+    height, width = (int(side) for side in size)
+    if height < 1 or width < 1:
+        raise ValueError(f"size must be two positive integers (height, width), got {size!r}")
+    resized = Image.fromarray(image, mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
 def resize_image(image: np.ndarray, image_size: int) -> np.ndarray:
     """Resize a decoded grayscale image to the model's square input.
 
@@ -46,13 +71,7 @@ def resize_image(image: np.ndarray, image_size: int) -> np.ndarray:
         float32 array (image_size, image_size, 1) with values in [0, 1].
     """
     image_size = check_image_size(image_size)
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 2:
-        raise ValueError(f"expected a 2-D grayscale image, got shape {image.shape}")
-    resized = Image.fromarray(image, mode="F").resize(
-        (image_size, image_size), Image.Resampling.BILINEAR
-    )
-    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)[..., np.newaxis]
+    return resize_array(image, (image_size, image_size))[..., np.newaxis]
 
 
 def preprocess_image(source: ImageSource, image_size: int) -> np.ndarray:

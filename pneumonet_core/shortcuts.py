@@ -32,11 +32,20 @@ def model_scores(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
 
-def gradcam_lung_share(model, images: np.ndarray, region: np.ndarray) -> float:
-    """Mean share of Grad-CAM mass inside `region` over the images, in [0, 1] (NaN if none)."""
-    from pneumonet_core.explain import GradCam
+def gradcam_lung_share(model, images: np.ndarray, region: np.ndarray, explainer=None) -> float:
+    """Mean share of Grad-CAM mass inside `region` over the images, in [0, 1] (NaN if none).
 
-    explainer = GradCam(model)
+    Args:
+        model: A PneumoNet keras.Model.
+        images: float32 (n, S, S, 1) in [0, 1].
+        region: bool (S, S).
+        explainer: The model's `explain.GradCam` when one is already built (e.g.
+            `Predictor.grad_cam`); default: one built here.
+    """
+    if explainer is None:
+        from pneumonet_core.explain import GradCam
+
+        explainer = GradCam(model)
     shares = []
     for image in images:
         heatmap = explainer(image)
@@ -46,7 +55,7 @@ def gradcam_lung_share(model, images: np.ndarray, region: np.ndarray) -> float:
     return float(np.mean(shares)) if shares else float("nan")
 
 
-def audit(model, images: np.ndarray, labels, *, with_gradcam: bool = True) -> dict:
+def audit(model, images: np.ndarray, labels, *, with_gradcam: bool = True, explainer=None) -> dict:
     """The shortcut figures of a model on labelled inputs.
 
     Args:
@@ -54,6 +63,8 @@ def audit(model, images: np.ndarray, labels, *, with_gradcam: bool = True) -> di
         images: float32 (n, S, S, 1) in [0, 1], both classes present.
         labels: n labels, 0 = NORMAL, 1 = PNEUMONIA.
         with_gradcam: Also compute `gradcam_lung_share` (one Grad-CAM per image).
+        explainer: The model's `explain.GradCam` when one is already built (e.g.
+            `Predictor.grad_cam`); default: one built for this audit.
 
     Returns:
         Dict with `n, original_auc, lungs_hidden_auc, outside_hidden_auc, gradcam_lung_share,
@@ -74,7 +85,7 @@ def audit(model, images: np.ndarray, labels, *, with_gradcam: bool = True) -> di
         "lungs_hidden_auc": lungs_hidden,
         "outside_hidden_auc": outside_hidden,
         "gradcam_lung_share": (
-            gradcam_lung_share(model, images, region) if with_gradcam else float("nan")
+            gradcam_lung_share(model, images, region, explainer) if with_gradcam else float("nan")
         ),
         "region_share": float(region.mean()),
         "region": "fixed lung box: rows 15-85%, columns 12-88% of the model input",

@@ -6,24 +6,30 @@ No TensorFlow here, so reading or validating settings stays fast.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from pneumonet_core import evaluate
 from pneumonet_core.augment import AugmentationConfig
 from pneumonet_core.distribute import STRATEGIES
 from pneumonet_core.model import INPUT_NORMALIZATIONS, default_image_size
 from pneumonet_core.preprocessing import check_image_size
+from pneumonet_core.settings import setting
 
 MONITORS = {"val_auc": "max", "val_loss": "min"}
 LR_SCHEDULES = ("constant", "cosine")
 # The cosine schedule ends at this fraction of the peak learning rate.
 COSINE_FLOOR = 0.02
 CLASS_BALANCING = ("weights", "none")
+ON_ERROR = ("skip", "raise")
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (logged as MLflow parameters).
+
+    Each field is declared with `settings.setting`: its help text, choices and command-line
+    flag live next to its default, and the `pneumonet train` parser and the dashboard's Train
+    form are built from them.
 
     Attributes:
         data_dir: Dataset root holding `train/` (default: `config.data_root()`).
@@ -58,30 +64,57 @@ class TrainConfig:
             size is per replica.
     """
 
-    data_dir: str | None = None
-    architecture: str = "pneumonet"
-    epochs: int = 10
-    image_size: int | None = None
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    lr_schedule: str = "cosine"
-    seed: int = 42
-    split_seed: int | None = None
-    val_fraction: float = 0.2
-    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
-    class_balancing: str = "weights"
-    label_smoothing: float = 0.1
-    dropout_rate: float | None = None
-    input_normalization: str = "none"
-    lung_focus: float = 0.0
-    monitor: str = "val_auc"
-    early_stopping_patience: int = 0
-    threshold_policy: str = "youden"
-    subset_per_class: int | None = None
-    on_error: str = "skip"
-    out: str | None = None
-    run_name: str | None = None
-    distribute: str = "none"
+    data_dir: str | None = setting(
+        None, help="dataset root holding train/ (default: $PNEUMONET_DATA)", flag="dir"
+    )
+    architecture: str = setting("pneumonet", help="architecture: seed or pneumonet", flag="--arch")
+    epochs: int = setting(10, help="maximum number of epochs")
+    image_size: int | None = setting(
+        None, help="input side in pixels (default: the architecture's own)"
+    )
+    batch_size: int = setting(32, help="images per batch (per replica)")
+    learning_rate: float = setting(2e-3, help="Adam's (peak) learning rate")
+    lr_schedule: str = setting(
+        "cosine", help="learning rate schedule over the epochs", choices=LR_SCHEDULES
+    )
+    seed: int = setting(42, help="seed of weights, shuffling, augmentation and split")
+    split_seed: int | None = setting(None, help="validation split seed (default: --seed)")
+    val_fraction: float = setting(0.2, help="share of train/ patients held out for validation")
+    augmentation: AugmentationConfig = setting(
+        default_factory=AugmentationConfig, help="training-time augmentation", prefix="augment"
+    )
+    class_balancing: str = setting(
+        "weights", help="balanced class weights or none", choices=CLASS_BALANCING
+    )
+    label_smoothing: float = setting(0.1, help="binary cross-entropy label smoothing")
+    dropout_rate: float | None = setting(
+        None, help="dropout before the output (default: the architecture's own)"
+    )
+    input_normalization: str = setting(
+        "none", help="per-image normalisation inside the model", choices=INPUT_NORMALIZATIONS
+    )
+    lung_focus: float = setting(
+        0.0, help="damp the image outside the lung region inside the model (0 off, 1 hidden)"
+    )
+    monitor: str = setting("val_auc", help="which epoch is kept as best", choices=tuple(MONITORS))
+    early_stopping_patience: int = setting(
+        0,
+        help="stop after PATIENCE epochs without improvement (0: off)",
+        flag="--early-stopping",
+        metavar="PATIENCE",
+    )
+    threshold_policy: str = setting(
+        "youden", help="youden, sensitivity:X or fixed:X (chosen on validation)"
+    )
+    subset_per_class: int | None = setting(None, help="use at most N images per class", metavar="N")
+    on_error: str = setting(
+        "skip", help="unreadable training images: skip them or stop", choices=ON_ERROR
+    )
+    out: str | None = setting(None, help="where to write the best model (.keras)")
+    run_name: str | None = setting(None, help="MLflow run name")
+    distribute: str = setting(
+        "none", help="tf.distribute strategy (batch size is per replica)", choices=STRATEGIES
+    )
 
     def __post_init__(self):
         if isinstance(self.augmentation, dict):
@@ -103,7 +136,7 @@ class TrainConfig:
             ),
             (0 <= self.label_smoothing < 0.5, "label_smoothing", "in [0, 0.5)"),
             (self.early_stopping_patience >= 0, "early_stopping_patience", "0 or more"),
-            (self.on_error in ("skip", "raise"), "on_error", "'skip' or 'raise'"),
+            (self.on_error in ON_ERROR, "on_error", "'skip' or 'raise'"),
             (self.distribute in STRATEGIES, "distribute", f"one of {STRATEGIES}"),
             (0.0 <= self.lung_focus <= 1.0, "lung_focus", "in [0, 1]"),
             (

@@ -358,3 +358,82 @@ def test_train_parser_defaults_are_the_train_config_defaults():
         assert getattr(args, option) == getattr(defaults, field), option
     for name in AUGMENTATION_OPTIONS:
         assert getattr(args, f"augment_{name}") == getattr(augmentation, name), name
+
+
+def _train_subparser(parser):
+    import argparse
+
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return commands.choices["train"]
+
+
+def test_each_train_config_setting_reaches_the_parser_and_the_form():
+    from dashboard import training
+    from pneumonet_core.cli import build_parser
+    from pneumonet_core.settings import settings_of
+    from pneumonet_core.settings_cli import config_from_args
+    from pneumonet_core.train import TrainConfig
+
+    settings = list(settings_of(TrainConfig))
+    parser = build_parser()
+    args = parser.parse_args(["train"])
+    actions = {action.dest: action for action in _train_subparser(parser)._actions}
+    for item in settings:
+        assert item.cli, item.name  # every training setting is a `pneumonet train` option
+        assert getattr(args, item.dest) == item.default, item.name
+        assert actions[item.dest].help == item.help, item.name
+        if item.type is not bool:
+            assert actions[item.dest].choices == item.choices, item.name
+    assert config_from_args(TrainConfig, args) == TrainConfig()
+
+    by_path = {".".join(item.path): item for item in settings}
+    for field in training.form_fields():
+        item = by_path[field.name]
+        assert field.default == item.default, field.name
+        assert field.value_type is item.type, field.name
+        if item.choices:
+            assert field.options == item.choices, field.name
+
+
+def test_train_options_build_the_train_config():
+    from pneumonet_core.cli import build_parser
+    from pneumonet_core.settings_cli import config_from_args
+    from pneumonet_core.train import TrainConfig
+
+    args = build_parser().parse_args(
+        [
+            *("train", "data", "--arch", "seed", "--no-augment", "--no-flip"),
+            *("--early-stopping", "3", "--crop-area", "0.5", "--subset-per-class", "10"),
+            *("--monitor", "val_loss", "--on-error", "raise", "--distribute", "mirrored"),
+            *("--learning-rate", "0.001", "--image-size", "64", "--run-name", "r"),
+        ]
+    )
+    built = config_from_args(TrainConfig, args)
+    assert built.data_dir == "data" and built.architecture == "seed"
+    assert (built.augmentation.enabled, built.augmentation.horizontal_flip) == (False, False)
+    assert built.augmentation.crop_area == 0.5 and built.early_stopping_patience == 3
+    assert (built.subset_per_class, built.monitor, built.on_error) == (10, "val_loss", "raise")
+    assert (built.distribute, built.learning_rate, built.image_size) == ("mirrored", 0.001, 64)
+    assert built.run_name == "r" and built.epochs == TrainConfig().epochs
+
+
+def test_a_setting_declared_on_a_dataclass_becomes_an_option():
+    import argparse
+    from dataclasses import dataclass
+
+    from pneumonet_core.settings import setting
+    from pneumonet_core.settings_cli import add_setting_options, config_from_args
+
+    @dataclass
+    class Settings:
+        warmup_epochs: int = setting(2, help="epochs of linear warm-up", choices=(0, 2, 4))
+        shuffle: bool = setting(True, help="keep the order")
+        note: str | None = setting(None, help="a note")
+
+    parser = argparse.ArgumentParser()
+    add_setting_options(parser, Settings)
+    assert config_from_args(Settings, parser.parse_args([])) == Settings()
+    args = parser.parse_args(["--warmup-epochs", "4", "--no-shuffle", "--note", "x"])
+    assert config_from_args(Settings, args) == Settings(4, False, "x")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--warmup-epochs", "3"])

@@ -1,11 +1,21 @@
-"""modelcard: reading the JSON card and rendering it as Markdown."""
+"""modelcard: building, reading and parsing the JSON card, and rendering it as Markdown."""
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from pneumonet_core import INTENDED_USE
-from pneumonet_core.modelcard import LIMITATIONS, read_model_card, render_markdown
+from pneumonet_core.modelcard import (
+    LIMITATIONS,
+    CardFacts,
+    build_model_card,
+    card_facts,
+    model_card_for,
+    read_model_card,
+    render_markdown,
+    write_model_card,
+)
 
 
 def synthetic_card(**overrides) -> dict:
@@ -121,3 +131,65 @@ def test_markdown_without_development_figures_warns():
     text = render_markdown(synthetic_card())
     assert "No figures on images from outside the training set" in text
     assert "Shortcut audit" not in text
+
+
+def test_model_card_for_reads_the_card_next_to_a_model(tmp_path):
+    model = tmp_path / "run" / "model.keras"
+    model.parent.mkdir()
+    assert model_card_for(model) == {}
+    (model.parent / "model_card.json").write_text(json.dumps(synthetic_card()))
+    assert model_card_for(model)["name"] == "Test CNN"
+    (model.parent / "model_card.json").write_text("{not json")
+    assert model_card_for(model) == {}
+
+
+def test_card_facts_parse_metrics_intervals_and_development_figures():
+    card = synthetic_card(development=development_block(), shortcut_audit=shortcut_block())
+    facts = card_facts(card)
+    assert facts.name == "Test CNN" and facts.created_at == "2026-11-26T01:27:00+00:00"
+    assert facts.metrics == {"accuracy": 0.98176, "brier": 0.0127, "n": 1044.0}
+    assert facts.intervals == {"accuracy": (0.97318, 0.98946)}
+    assert facts.development_metrics == {"accuracy": 0.9013}
+    assert facts.development_intervals == {"accuracy": (0.8662, 0.9331)}
+    assert facts.development_label.startswith("on images from outside the training set")
+    assert facts.development_label.endswith("test/ (314 images)")
+    assert facts.limitations == ["Only paediatric images."]
+    assert facts.operating_point == "Threshold chosen by Youden's J."
+    assert facts.shortcut_audit["lungs_hidden_auc"] == 0.62
+
+
+def test_card_facts_fall_back_to_the_metadata_metrics():
+    facts = card_facts({}, {"validation": {"accuracy": 0.9, "auc": {"value": 0.95}}})
+    assert facts.metrics == {"accuracy": 0.9, "auc": 0.95}
+    assert facts.intervals == {} and facts.limitations == [] and facts.development_metrics == {}
+    assert card_facts({}) == CardFacts()
+
+
+def test_built_card_renders_and_is_written_with_its_markdown(tmp_path):
+    from pneumonet_core.modelio import ModelMetadata
+
+    model_file = tmp_path / "pneumonet.keras"
+    model_file.write_bytes(b"x" * 2_000_000)
+    statistics = SimpleNamespace(
+        percentile=98.0, n_fit=2000, n_validation=1044, validation_flag_rate=0.0192
+    )
+    audit = shortcut_block()
+    audit["meets_targets"]["lungs_hidden_auc"] = False
+    card = build_model_card(
+        metadata=ModelMetadata(architecture="pneumonet", image_size=192, threshold=0.4),
+        parameters=322401,
+        model_file=model_file,
+        training=synthetic_card()["training"],
+        validation=synthetic_card()["validation"],
+        operating_point="Youden's J on test/.",
+        reproduce="python bench/ship_model.py",
+        development=development_block(),
+        shortcut_audit=audit,
+        ood_statistics=statistics,
+    )
+    assert card["file_size_mb"] == 2.0 and card["ood_guard"]["n_fit"] == 2000
+    assert card["limitations"][: len(LIMITATIONS)] == LIMITATIONS
+    assert "ROC-AUC 0.62 on test/" in card["limitations"][-1]
+    json_path, markdown_path = write_model_card(card, tmp_path)
+    assert read_model_card(json_path) == json.loads(json.dumps(card))
+    assert markdown_path.read_text() == render_markdown(card)

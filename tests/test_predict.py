@@ -147,3 +147,92 @@ def test_one_predictor_serves_many_threads_with_the_serial_results(predictor, im
         assert prediction.probability == pytest.approx(expected.probability, abs=1e-6)
         assert (prediction.label, prediction.ood) == (expected.label, expected.ood)
         np.testing.assert_allclose(heatmap, serial_heatmaps[index % 16], atol=1e-5)
+
+
+# --- explain: one image's prediction with its Grad-CAM, decoded once -------------------------
+
+
+def test_explain_gives_the_prediction_of_predict_and_decodes_once(predictor, images, monkeypatch):
+    from pneumonet_core import predict as predict_module
+
+    path = images[1]
+    expected = predictor.predict([path])[0]
+    decodes = []
+    original = predict_module.read_image_with_info
+
+    def counting_read(source):
+        decodes.append(source)
+        return original(source)
+
+    monkeypatch.setattr(predict_module, "read_image_with_info", counting_read)
+    explained = predictor.explain(path)
+    assert len(decodes) == 1
+    assert explained.prediction.file == expected.file
+    assert explained.prediction.probability == pytest.approx(expected.probability, abs=1e-6)
+    assert explained.prediction.label == expected.label
+    assert (explained.prediction.ood, explained.prediction.ood_reason) == (
+        expected.ood,
+        expected.ood_reason,
+    )
+    assert explained.image.shape == (48, 48)  # smaller than display_size: not resized
+    assert explained.heatmap.shape == explained.image.shape
+    for array in (explained.image, explained.heatmap):
+        assert array.dtype == np.float32
+        assert array.min() >= 0.0 and array.max() <= 1.0
+    assert explained.info.format == "JPEG"
+
+
+def test_explain_shrinks_to_the_display_size_keeping_the_aspect_ratio(predictor, tmp_path):
+    from PIL import Image
+
+    wide = np.tile(np.linspace(0, 255, 120).astype(np.uint8), (60, 1))
+    path = tmp_path / "wide.png"
+    Image.fromarray(wide).save(path)
+    explained = predictor.explain(io.BytesIO(path.read_bytes()), name="wide.png", display_size=40)
+    assert explained.prediction.file == "wide.png"
+    assert explained.image.shape == (20, 40)
+    assert explained.heatmap.shape == (20, 40)
+    assert explained.heatmap.min() >= 0.0 and explained.heatmap.max() <= 1.0
+    by_path = predictor.predict([path])[0]
+    assert explained.prediction.probability == pytest.approx(by_path.probability, abs=1e-6)
+
+
+def test_explain_raises_the_read_error_predict_reports(predictor, corrupt_jpeg):
+    from pneumonet_core.imaging import ImageReadError
+
+    reported = predictor.predict([corrupt_jpeg])[0].error
+    with pytest.raises(ImageReadError) as raised:
+        predictor.explain(corrupt_jpeg)
+    assert str(raised.value) == reported
+    with pytest.raises(ValueError, match="display_size"):
+        predictor.explain(corrupt_jpeg, display_size=0)
+
+
+def test_grad_cam_is_built_once_and_explain_serves_many_threads(
+    trained_model_path, image_factory, monkeypatch
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pneumonet_core import explain
+
+    built = []
+    original = explain.GradCam
+
+    def counting_grad_cam(*args, **kwargs):
+        built.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(explain, "GradCam", counting_grad_cam)
+    fresh = Predictor(trained_model_path)
+    assert built == []  # lazy: nothing built until the first explanation
+    paths = [image_factory(f"explain{i}.png", label_index=i % 2, seed=60 + i) for i in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(fresh.explain, [paths[i % 6] for i in range(18)]))
+    assert len(built) == 1
+    serial = [fresh.explain(path) for path in paths]
+    for index, result in enumerate(results):
+        expected = serial[index % 6]
+        assert result.prediction.probability == pytest.approx(
+            expected.prediction.probability, abs=1e-6
+        )
+        np.testing.assert_allclose(result.heatmap, expected.heatmap, atol=1e-5)

@@ -12,6 +12,7 @@ from pneumonet_core.preprocessing import (
     PREPROCESSING,
     check_image_size,
     preprocess_image,
+    resize_array,
     resize_image,
 )
 
@@ -76,3 +77,22 @@ def test_preprocess_image_propagates_read_and_size_errors(image_factory):
 def test_preprocessing_contract_is_described():
     assert PREPROCESSING["name"] == "pneumonet-gray-v1"
     assert {"color", "resize", "scale"} <= set(PREPROCESSING)
+
+
+def test_resize_array_takes_height_then_width_and_matches_pillow_bilinear():
+    from PIL import Image
+
+    image = np.random.default_rng(1).random((40, 70)).astype(np.float32)
+    resized = resize_array(image, (25, 90))
+    assert resized.shape == (25, 90)
+    assert resized.dtype == np.float32
+    direct = Image.fromarray(image, mode="F").resize((90, 25), Image.Resampling.BILINEAR)
+    np.testing.assert_allclose(resized, np.clip(np.asarray(direct), 0.0, 1.0), atol=1e-7)
+    np.testing.assert_array_equal(resize_image(image, 32)[..., 0], resize_array(image, (32, 32)))
+
+
+def test_resize_array_refuses_bad_shapes_and_sizes():
+    with pytest.raises(ValueError, match=r"\(10, 10, 1\)"):
+        resize_array(np.zeros((10, 10, 1), dtype=np.float32), (5, 5))
+    with pytest.raises(ValueError, match="positive"):
+        resize_array(np.zeros((10, 10), dtype=np.float32), (0, 5))

@@ -32,73 +32,79 @@ def dataset_check() -> str:
     return folder
 
 
-def settings_form(data_dir: str, defaults: dict, job_active: bool) -> dict | None:
-    """The training settings and the Start button.
+def setting_widget(container, field: training.FormField):
+    """Draw one setting's widget.
+
+    Args:
+        container: Where to draw it (a column, the form or an expander).
+        field: The setting and how to show it.
+
+    Returns:
+        The widget's value.
+    """
+    if field.widget == "select":
+        return container.selectbox(
+            field.label,
+            field.options,
+            index=field.options.index(field.initial),
+            format_func=(lambda value: format(value, field.format)) if field.format else str,
+            key=field.key,
+            help=field.help,
+        )
+    if field.widget == "number":
+        return container.number_input(
+            field.label,
+            field.min_value,
+            field.max_value,
+            field.initial,
+            key=field.key,
+            help=field.help,
+        )
+    if field.widget == "slider":
+        return container.slider(
+            field.label,
+            field.min_value,
+            field.max_value,
+            field.initial,
+            field.step,
+            key=field.key,
+            help=field.help,
+        )
+    if field.widget == "toggle":
+        return container.toggle(field.label, value=field.initial, key=field.key, help=field.help)
+    return container.text_input(field.label, value=field.initial, key=field.key, help=field.help)
+
+
+def settings_form(data_dir: str, job_active: bool) -> dict | None:
+    """The training settings, drawn from the core's `TrainConfig` fields, and the Start button.
 
     Args:
         data_dir: The dataset folder chosen above the form.
-        defaults: Default settings from the core's `TrainConfig`.
         job_active: Whether a job is already running (Start is then disabled).
 
     Returns:
         The settings when Start was pressed, else None.
     """
-    architectures = training.architectures()
+    fields = training.form_fields()
+    values = {}
+
+    def draw(section: str, columns) -> None:
+        in_section = [field for field in fields if field.section == section]
+        for index, field in enumerate(in_section):
+            values[field.name] = setting_widget(columns[index % len(columns)], field)
+
     with st.form("train_settings", border=True):
-        first, second, third = st.columns(3)
-        architecture = first.selectbox(
-            "Architecture",
-            architectures,
-            index=architectures.index(defaults["architecture"]),
-            key="train_architecture",
-        )
-        epochs = second.number_input("Epochs", 1, 500, int(defaults["epochs"]), key="train_epochs")
-        image_size = third.selectbox(
-            "Image size (px)",
-            training.IMAGE_SIZES,
-            index=training.IMAGE_SIZES.index(
-                int(defaults["image_size"] or training.default_image_size(defaults["architecture"]))
-            ),
-            key="train_image_size",
-        )
-        batch_size = first.selectbox(
-            "Batch size",
-            training.BATCH_SIZES,
-            index=training.BATCH_SIZES.index(int(defaults["batch_size"])),
-            key="train_batch_size",
-        )
-        learning_rate = second.selectbox(
-            "Learning rate",
-            training.LEARNING_RATES,
-            index=training.LEARNING_RATES.index(float(defaults["learning_rate"])),
-            format_func=lambda value: f"{value:g}",
-            key="train_learning_rate",
-        )
-        seed = third.number_input("Seed", 0, 2**31 - 1, int(defaults["seed"]), key="train_seed")
+        draw("main", st.columns(3))
         st.caption(
             "Designed input sizes: "
-            + ", ".join(f"{name} {training.default_image_size(name)} px" for name in architectures)
+            + ", ".join(
+                f"{name} {training.default_image_size(name)} px"
+                for name in training.architectures()
+            )
         )
-        augmentation = st.toggle(
-            "Augmentation (flips, small rotations, zoom, shifts, contrast, exposure and "
-            "quality changes)",
-            value=bool(defaults["augmentation"]["enabled"]),
-            key="train_augmentation",
-        )
+        draw("switch", [st])
         with st.expander("Advanced"):
-            columns = st.columns(3)
-            subset = columns[0].number_input(
-                "Images per class (0 = all)",
-                0,
-                100_000,
-                0,
-                key="train_subset",
-                help="Use a small stratified subset for a quick trial run.",
-            )
-            val_fraction = columns[1].slider(
-                "Validation share (patients)", 0.1, 0.5, float(defaults["val_fraction"]), 0.05
-            )
-            run_name = columns[2].text_input("Run name (optional)", key="train_run_name")
+            draw("advanced", st.columns(3))
         started = st.form_submit_button(
             "Start training",
             type="primary",
@@ -107,19 +113,7 @@ def settings_form(data_dir: str, defaults: dict, job_active: bool) -> dict | Non
         )
     if not started:
         return None
-    return {
-        "data_dir": data_dir,
-        "architecture": architecture,
-        "epochs": int(epochs),
-        "image_size": int(image_size),
-        "batch_size": int(batch_size),
-        "learning_rate": float(learning_rate),
-        "seed": int(seed),
-        "val_fraction": float(val_fraction),
-        "augmentation": {**defaults["augmentation"], "enabled": bool(augmentation)},
-        "subset_per_class": int(subset) or None,
-        "run_name": run_name.strip() or None,
-    }
+    return training.form_settings(data_dir, values)
 
 
 def progress_block(job: training.JobSummary) -> None:
@@ -247,7 +241,7 @@ data_dir = dataset_check()
 st.header("Settings")
 settings = None
 with layout.guard("read the training defaults"):
-    settings = settings_form(data_dir, training.training_defaults(), job_active)
+    settings = settings_form(data_dir, job_active)
 if job_active:
     st.caption("A job is running; Start is available again once it ends.")
 if settings is not None:

@@ -146,3 +146,23 @@ def test_model_summary_says_whether_the_model_carries_ood_statistics(
 ):
     assert models.model_summary(trained_model_path).has_ood_guard
     assert not models.model_summary(untrained_model_path).has_ood_guard
+
+
+def test_train_form_fields_take_their_defaults_from_train_config():
+    from dashboard import training
+    from pneumonet_core.train_config import TrainConfig
+
+    defaults = TrainConfig()
+    fields = training.form_fields()
+    for field in fields:
+        value = defaults
+        for name in field.name.split("."):
+            value = getattr(value, name)
+        assert field.default == value, field.name
+        if field.widget == "select":
+            assert field.initial in field.options, field.name
+    # The form submitted untouched starts the default run (the image size made explicit).
+    untouched = training.form_settings("data", {field.name: field.initial for field in fields})
+    assert TrainConfig.from_dict(untouched) == TrainConfig(
+        data_dir="data", image_size=defaults.resolved_image_size()
+    )

@@ -11,22 +11,14 @@ them, so a CI run cannot pass without them.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dashboard_fixtures import DATA_ROOT, PROJECT_ROOT, build_tiny_model
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from concurrent_sessions import start_dashboard, stop_dashboard, stop_training_job  # noqa: E402
-from dashboard_fixtures import (  # noqa: E402
-    DATA_ROOT,
-    PROJECT_ROOT,
-    build_tiny_model,
-)
+from pneumonet_testing.concurrent_sessions import start_dashboard, stop_dashboard, stop_training_job
 
 # The one setting that finds the browser; `./run test` installs Debian's package there.
 CHROMIUM = Path(os.environ.get("PNEUMONET_CHROMIUM", "/usr/bin/chromium"))

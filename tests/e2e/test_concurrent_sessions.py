@@ -7,13 +7,14 @@ they take is measured by `bench/concurrency.py`, not asserted here.
 from __future__ import annotations
 
 import pytest
-from concurrent_sessions import (
+from dashboard_fixtures import PROJECT_ROOT, make_tiny_dataset, require_data
+
+from pneumonet_testing.concurrent_sessions import (
     open_predict,
     start_training_job,
     stop_training_job,
     upload_concurrently,
 )
-from dashboard_fixtures import PROJECT_ROOT, make_tiny_dataset, require_data
 
 SESSIONS = 6
 VIEWPORT = {"width": 1280, "height": 900}

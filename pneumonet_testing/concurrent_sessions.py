@@ -1,4 +1,7 @@
-"""Drive several browser sessions of the dashboard at once (browser tests and bench/concurrency).
+"""Drive the dashboard in browsers: a server on a free port, several sessions at once.
+
+Shared by the browser tests (`tests/e2e/`) and the benchmarks (`bench/concurrency.py`,
+`bench/dashboard_startup.py`).
 
 Each session is its own browser context (its own Streamlit session). All sessions upload their
 files to Predict at the same moment; the sessions are then polled round-robin until each shows
@@ -18,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HOME_SCRIPT = PROJECT_ROOT / "dashboard" / "Home.py"
 SERVER_START_TIMEOUT_S = 60
 RESULT_LABEL = "Probability of pneumonia"
