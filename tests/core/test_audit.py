@@ -25,7 +25,7 @@ import pytest
 
 from pneumonet_core import audit
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_HASH = hashlib.sha256(b"synthetic image bytes").hexdigest()
 MODEL_HASH = hashlib.sha256(b"synthetic model bytes").hexdigest()
 CHILD_TIMEOUT_SECONDS = 60

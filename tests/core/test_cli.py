@@ -252,7 +252,7 @@ def run_pneumonet(*arguments: str) -> subprocess.CompletedProcess:
     """
     executable = shutil.which("pneumonet", path=str(Path(sys.executable).parent))
     command = [executable] if executable else [sys.executable, "-m", "pneumonet_core.cli"]
-    project_root = str(Path(__file__).resolve().parent.parent)
+    project_root = str(Path(__file__).resolve().parents[2])
     environment = {
         key: value
         for key, value in os.environ.items()
