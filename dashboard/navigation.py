@@ -25,6 +25,8 @@ class PageEntry:
         icon: A Material icon.
         section: The sidebar group it is listed under.
         default: Whether it is the page opened at `/`.
+        roles: The roles that may open it (`dashboard.auth`); with sign-in off, the one local
+            user has every role.
     """
 
     key: str
@@ -33,14 +35,24 @@ class PageEntry:
     icon: str
     section: str
     default: bool = False
+    roles: tuple[str, ...] = ("clinician", "ml")
 
 
 PAGES = (
     PageEntry("home", "views/home.py", "Home", ":material/home:", "PneumoNet", default=True),
     PageEntry("predict", "views/predict.py", "Predict", ":material/radiology:", "Screening"),
     PageEntry("evaluate", "views/evaluate.py", "Evaluate", ":material/analytics:", "Screening"),
-    PageEntry("train", "views/train.py", "Train", ":material/model_training:", "Model development"),
-    PageEntry("runs", "views/runs.py", "Runs", ":material/table_view:", "Model development"),
+    PageEntry(
+        "train",
+        "views/train.py",
+        "Train",
+        ":material/model_training:",
+        "Model development",
+        roles=("ml",),
+    ),
+    PageEntry(
+        "runs", "views/runs.py", "Runs", ":material/table_view:", "Model development", roles=("ml",)
+    ),
 )
 PAGE_FILES = {entry.key: entry.file for entry in PAGES}
 
