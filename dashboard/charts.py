@@ -179,13 +179,8 @@ def roc_curves(curves: Sequence[dict], *, title: str = "ROC curve") -> go.Figure
 def pr_curves(curves: Sequence[dict], *, title: str = "Precision-recall curve") -> go.Figure:
     """Precision-recall curves with their average precision (AP) and operating points.
 
-    Args:
-        curves: One dict per model: `name`, `recall`, `precision`, `auc`, and optionally
-            `operating_point` as `(recall, precision, threshold)`.
-        title: The figure title.
-
-    Returns:
-        The figure.
+    Takes what `roc_curves` takes, with `recall` and `precision` in place of `fpr` and `tpr`
+    (`auc` is then the AP, and `operating_point` is `(recall, precision, threshold)`).
     """
     return _curves_figure(curves, _PR, title)
 
@@ -289,19 +284,15 @@ def training_curves(history: pd.DataFrame, metric: str, *, title: str) -> go.Fig
         (metric, "train", TRAIN_COLOUR),
         (f"val_{metric}", "validation", VALIDATION_COLOUR),
     ):
-        rows = history[history["key"] == key].sort_values("step") if len(history) else history
-        if len(rows):
-            figure.add_trace(
-                go.Scatter(
-                    x=rows["step"],
-                    y=rows["value"],
-                    mode="lines+markers",
-                    name=name,
-                    line={"width": 3, "color": colour},
-                    marker={"size": 9},
-                    hovertemplate=f"{name}<br>epoch %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
-                )
-            )
+        _add_epoch_trace(
+            figure,
+            history,
+            key,
+            name,
+            colour,
+            marker={"size": 9},
+            hovertemplate=f"{name}<br>epoch %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
+        )
     figure.update_xaxes(title="epoch", rangemode="tozero")
     figure.update_yaxes(title=metric)
     return _style(figure, title, height=460)
@@ -319,17 +310,7 @@ def run_comparison(histories: dict[str, pd.DataFrame], metric: str) -> go.Figure
     """
     figure = go.Figure()
     for index, (name, history) in enumerate(histories.items()):
-        rows = history[history["key"] == metric].sort_values("step") if len(history) else history
-        if len(rows):
-            figure.add_trace(
-                go.Scatter(
-                    x=rows["step"],
-                    y=rows["value"],
-                    mode="lines+markers",
-                    name=name,
-                    line={"width": 3, "color": COLOURS[index % len(COLOURS)]},
-                )
-            )
+        _add_epoch_trace(figure, history, metric, name, COLOURS[index % len(COLOURS)])
     figure.update_xaxes(title="epoch")
     figure.update_yaxes(title=metric)
     return _style(figure, f"{metric} per epoch", height=480)
@@ -363,3 +344,19 @@ def score_distribution(labels: np.ndarray, scores: np.ndarray, threshold: float)
     figure.update_xaxes(title="predicted probability of pneumonia", range=[0, 1])
     figure.update_yaxes(title="images")
     return _style(figure, "Predicted probabilities by true class")
+
+
+def _add_epoch_trace(figure, history, key, name, colour, **style) -> None:
+    """One metric's values per epoch (`history`: `key, step, value`) as a line, if recorded."""
+    rows = history[history["key"] == key].sort_values("step") if len(history) else history
+    if len(rows):
+        figure.add_trace(
+            go.Scatter(
+                x=rows["step"],
+                y=rows["value"],
+                mode="lines+markers",
+                name=name,
+                line={"width": 3, "color": colour},
+                **style,
+            )
+        )

@@ -70,15 +70,8 @@ class AugmentationConfig:
 
 NO_AUGMENTATION = AugmentationConfig(enabled=False)
 # The augmentation of the stop-7 model (geometry and mild contrast only), kept for benchmarks.
-STOP7_AUGMENTATION = AugmentationConfig(
-    contrast=0.1,
-    brightness=0.0,
-    gamma=0.0,
-    blur=0.0,
-    noise=0.0,
-    downscale=1.0,
-    crop_area=1.0,
-)
+_NO_PHOTOMETRIC = dict(brightness=0.0, gamma=0.0, blur=0.0, noise=0.0, downscale=1.0, crop_area=1.0)
+STOP7_AUGMENTATION = AugmentationConfig(contrast=0.1, **_NO_PHOTOMETRIC)
 
 
 def build_augmentation(config: AugmentationConfig, *, seed: int = 42):

@@ -127,20 +127,14 @@ def _json_safe(value):
     return value
 
 
+PRINTED_METRICS = "accuracy loss roc_auc pr_auc sensitivity specificity precision f1".split()  # noqa: SIM905
+
+
 def _print_metrics(folder: Path, model_path: Path, metrics: dict) -> None:
     matrix = metrics["confusion_matrix"]
     print(f"Evaluated {metrics['n']} images in {folder} with {model_path}")
     print(f"threshold    {metrics['threshold']:.3f}")
-    for key in (
-        "accuracy",
-        "loss",
-        "roc_auc",
-        "pr_auc",
-        "sensitivity",
-        "specificity",
-        "precision",
-        "f1",
-    ):
+    for key in PRINTED_METRICS:
         print(f"{key:<12} {metrics[key]:.4f}")
     print("\nconfusion matrix      predicted NORMAL  predicted PNEUMONIA")
     print(f"  true NORMAL         {matrix['tn']:>16}  {matrix['fp']:>19}")

@@ -51,24 +51,17 @@ def setting_widget(container, field: training.FormField):
             key=field.key,
             help=field.help,
         )
-    if field.widget == "number":
-        return container.number_input(
+    if field.widget in ("number", "slider"):
+        draw = container.number_input if field.widget == "number" else container.slider
+        step = {"step": field.step} if field.widget == "slider" else {}
+        return draw(
             field.label,
             field.min_value,
             field.max_value,
             field.initial,
             key=field.key,
             help=field.help,
-        )
-    if field.widget == "slider":
-        return container.slider(
-            field.label,
-            field.min_value,
-            field.max_value,
-            field.initial,
-            field.step,
-            key=field.key,
-            help=field.help,
+            **step,
         )
     if field.widget == "toggle":
         return container.toggle(field.label, value=field.initial, key=field.key, help=field.help)
