@@ -16,7 +16,8 @@ from typing import Any
 
 import streamlit as st
 
-from pneumonet_core import config
+from dashboard import runtime
+from pneumonet_core import registry
 
 
 def file_signature(path: str | os.PathLike) -> str:
@@ -66,6 +67,7 @@ def cached_predictor(path_text: str, signature: str) -> Any:
     del signature  # part of the cache key only: a replaced file is loaded again
     from pneumonet_core.predict import Predictor
 
+    runtime.keep_models_between_runs()
     return Predictor(Path(path_text))
 
 
@@ -73,15 +75,15 @@ def load_predictor(path: str | os.PathLike | None = None) -> Any:
     """The model wrapped for inference, loaded once per file version.
 
     Args:
-        path: A `.keras` file; the active model when None.
+        path: A `.keras` file; the active model (`registry.active_model_path()`) when None.
 
     Returns:
-        A `pneumonet_core.predict.Predictor`.
+        A `pneumonet_core.predict.Predictor` at the file's own threshold.
 
     Raises:
         FileNotFoundError: No model exists at that path.
     """
-    path = Path(path) if path is not None else config.active_model_path()
+    path = Path(path) if path is not None else registry.active_model_path()
     if not path.is_file():
         raise FileNotFoundError(f"no model at {path}; train one on the Train page and promote it")
     return cached_predictor(str(path), file_signature(path))

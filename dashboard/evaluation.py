@@ -29,11 +29,18 @@ class EvaluationSet:
         description: What the set is, in words.
         paths: Image files.
         labels: 0 (NORMAL) or 1 (PNEUMONIA) per file.
+        kind: `VALIDATION_SPLIT` or `FOLDER_SPLIT`.
+        folder: The dataset root (validation) or the folder evaluated.
+        complete: Whether it holds every image of the folder (no per-class limit), as a site
+            operating point's evidence must.
     """
 
     description: str
     paths: tuple[str, ...]
     labels: tuple[int, ...]
+    kind: str = FOLDER_SPLIT
+    folder: str = ""
+    complete: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +142,9 @@ def evaluation_set(
         description=description,
         paths=tuple(frame["path"].astype(str)),
         labels=tuple(int(value) for value in frame["label_index"]),
+        kind=kind,
+        folder=str(folder),
+        complete=not max_per_class,
     )
 
 

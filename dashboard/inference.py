@@ -1,7 +1,9 @@
 """Inference on uploaded X-rays: the prediction with its Grad-CAM, the overlay, the batch table.
 
 Uploads stay in memory (bytes only; nothing is written to disk). A prediction is cached per
-file name, bytes and model file version, for a bounded number of uploads and a bounded time.
+file name, bytes, model file version and threshold, for a bounded number of uploads and a
+bounded time. It carries the SHA-256 of the upload's bytes, which the audit trail records
+(`audit_log.record_prediction`) instead of the file's name.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache, models, text
-from pneumonet_core import imaging
+from pneumonet_core import audit, imaging
 from pneumonet_core.ood import SIMPLE_CHECKS_SUMMARY
 
 SIMPLE_OOD_CHECKS = SIMPLE_CHECKS_SUMMARY  # what is flagged without feature statistics
@@ -44,6 +46,7 @@ class ImagePrediction:
             use: the probability is shown but must not be relied on.
         ood_reason: Why, for the clinician (None when `ood` is False); it starts with
             "not a chest X-ray: " or "outside validated use: " (`ood.reason_kind`).
+        image_sha256: The SHA-256 of the uploaded bytes (64 hexadecimal characters).
     """
 
     file_name: str
@@ -56,10 +59,15 @@ class ImagePrediction:
     is_dicom: bool
     ood: bool = False
     ood_reason: str | None = None
+    image_sha256: str = ""
 
 
-def _failed_prediction(file_name: str, threshold: float, reason: str) -> ImagePrediction:
-    return ImagePrediction(file_name, None, None, threshold, reason, None, None, False)
+def _failed_prediction(
+    file_name: str, threshold: float, reason: str, image_sha256: str
+) -> ImagePrediction:
+    return ImagePrediction(
+        file_name, None, None, threshold, reason, None, None, False, image_sha256=image_sha256
+    )
 
 
 def _named_buffer(content: bytes, file_name: str) -> io.BytesIO:
@@ -73,13 +81,17 @@ def _named_buffer(content: bytes, file_name: str) -> io.BytesIO:
 # uploads leave memory after UPLOAD_CACHE_TTL even when the cache is not full.
 @st.cache_data(show_spinner=False, max_entries=UPLOAD_CACHE_ENTRIES, ttl=UPLOAD_CACHE_TTL)
 def _predict_bytes_cached(
-    file_name: str, content: bytes, model_path: str, signature: str
+    file_name: str, content: bytes, model_path: str, signature: str, threshold: float | None
 ) -> ImagePrediction:
     predictor = cache.cached_predictor(model_path, signature)
+    if threshold is not None:  # the shared model at a site operating point (no reload)
+        predictor = predictor.with_threshold(threshold)
+    image_sha256 = audit.sha256_of_bytes(content)
     try:
         explained = predictor.explain(_named_buffer(content, file_name), name=file_name)
     except imaging.ImageReadError as error:
-        return _failed_prediction(file_name, predictor.threshold, text.describe_error(error))
+        reason = text.describe_error(error)
+        return _failed_prediction(file_name, predictor.threshold, reason, image_sha256)
     result = explained.prediction
     return ImagePrediction(
         file_name=file_name,
@@ -92,25 +104,36 @@ def _predict_bytes_cached(
         is_dicom=explained.info.format == "DICOM",
         ood=result.ood,
         ood_reason=result.ood_reason,
+        image_sha256=image_sha256,
     )
 
 
 def predict_upload(
-    file_name: str, content: bytes, model_path: str | None = None
+    file_name: str,
+    content: bytes,
+    model_path: str | None = None,
+    threshold: float | None = None,
 ) -> ImagePrediction:
     """Predict one uploaded image (bytes only; nothing is written to disk).
 
     Args:
         file_name: The uploaded file's name, for display and error messages.
         content: The file's bytes (PNG, JPEG, DICOM...).
-        model_path: A `.keras` file; the active model when None.
+        model_path: A `.keras` file; the active model (`models.resolved_model`) when None.
+        threshold: The operating threshold, strictly between 0 and 1; None for the model
+            file's own, or with no `model_path`, the active version's site operating point.
 
     Returns:
         The prediction with its image and Grad-CAM heatmap, or the reason it failed.
     """
-    path = Path(model_path) if model_path else models.active_model_path()
+    if not model_path:
+        resolved = models.resolved_model()
+        model_path = resolved.path
+        threshold = resolved.threshold if threshold is None else threshold
+    path = Path(model_path)
     cache.load_predictor(path)  # a missing model is a page-level error, not a per-file one
-    return _predict_bytes_cached(file_name, content, str(path), cache.file_signature(path))
+    signature = cache.file_signature(path)
+    return _predict_bytes_cached(file_name, content, str(path), signature, threshold)
 
 
 def overlay_image(image: np.ndarray, heatmap: np.ndarray, opacity: float) -> np.ndarray:

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 import pandas as pd
 import streamlit as st
 
-from dashboard import dataset, inference, models, text, training
+from dashboard import auth, dataset, inference, models, text, training
 
 LOGGER = logging.getLogger("pneumonet.dashboard")
 SIDEBAR_REFRESH_SECONDS = 5
+ROLE_LABELS = {"clinician": "clinician", "ml": "ML team"}  # `auth.ROLES` as the sidebar names them
 
 _STYLES = """
 <style>
@@ -73,8 +74,16 @@ def intended_use_note() -> None:
     st.caption(f":material/info: {text.intended_use()}")
 
 
-def sidebar_footer() -> None:
-    """Show the running training job (if any) and the intended use in the sidebar."""
+def sidebar_footer(visitor: auth.Access | None = None) -> None:
+    """Show the running training job (if any), the signed-in user with a Sign out button (when
+    sign-in is on), and the intended use in the sidebar.
+
+    Call only for a user with a role: before sign-in the sidebar shows nothing.
+
+    Args:
+        visitor: The visitor's access (`auth.access()`, read here when not given).
+    """
+    visitor = visitor or auth.access()
     try:
         job = training.job_summary()
     except Exception:  # noqa: BLE001  (the sidebar must never break a page)
@@ -82,7 +91,18 @@ def sidebar_footer() -> None:
     with st.sidebar:
         if job is not None and job.is_active:
             st.fragment(_sidebar_job, run_every=SIDEBAR_REFRESH_SECONDS)()
+        if visitor.signed_in:
+            role = ROLE_LABELS.get(visitor.role or "", "no role")
+            st.caption(f":material/account_circle: Signed in as `{visitor.email}` ({role})")
+            sign_out_button("sidebar_sign_out")
         st.caption(text.intended_use())
+
+
+def sign_out_button(key: str) -> None:
+    """A Sign out button (Streamlit's `st.logout`, then the sign-in page)."""
+    if st.button("Sign out", icon=":material/logout:", key=key):
+        with guard("sign out"):
+            auth.sign_out()
 
 
 def _sidebar_job() -> None:

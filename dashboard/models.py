@@ -1,8 +1,11 @@
 """Models as the pages show them: summaries from metadata and card, the active model, the models
 that can be picked, and promotion of a trained model to the active one.
 
-Summaries are read without TensorFlow (from the `.keras` file's metadata and the model card,
-read and parsed by `pneumonet_core.modelcard`), cached per file version.
+The active model is resolved by `pneumonet_core.registry.resolve_model` (`PNEUMONET_MODEL`,
+else the registry's active version, else the shipped model); promotion registers a version
+(`dashboard.model_registry`). Summaries are read without TensorFlow (from the `.keras` file's
+metadata and the model card, read and parsed by `pneumonet_core.modelcard`), cached per file
+version. MLflow is imported only when a tracking store exists.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import cache, runs
-from pneumonet_core import config
+from dashboard import cache, model_registry, runs
+from pneumonet_core import config, registry
 
 ACTIVE_MODEL_PREFIX = "Active model: "
 
@@ -26,7 +29,8 @@ class ModelSummary:
 
     Attributes:
         path: The `.keras` file.
-        source: Where it comes from ("PNEUMONET_MODEL", "promoted" or "shipped").
+        source: Where it comes from ("PNEUMONET_MODEL", "registry version 3", "shipped" or
+            "training run").
         name: A short display name.
         created_at: When it was saved (ISO text) or "unknown".
         architecture: The architecture name.
@@ -65,16 +69,26 @@ class ModelSummary:
     shortcut_audit: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def resolved_model() -> registry.ResolvedModel:
+    """The model the dashboard uses when none is picked, with its registry version and site
+    operating point (`registry.resolve_model`; read afresh on every call)."""
+    return registry.resolve_model()
+
+
 def active_model_path() -> Path:
     """The model the dashboard uses when none is picked."""
-    return config.active_model_path()
+    return resolved_model().path
 
 
-def _model_source(path: Path) -> str:
-    if path == config.active_model_path() and os.environ.get("PNEUMONET_MODEL"):
-        return "PNEUMONET_MODEL"
-    if path == config.promoted_model_path():
-        return "promoted"
+def model_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a model file (64 hexadecimal characters), computed once per file version."""
+    return cache.file_digest(str(path), cache.file_signature(path))
+
+
+def _model_source(path: Path, resolved: registry.ResolvedModel | None) -> str:
+    resolved = resolved or resolved_model()
+    if path == resolved.path:
+        return resolved.label
     if path == config.shipped_model_path():
         return "shipped"
     return "training run"
@@ -120,19 +134,26 @@ def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelS
     )
 
 
-def model_summary(path: str | os.PathLike | None = None) -> ModelSummary | None:
+def model_summary(
+    path: str | os.PathLike | None = None, *, resolved: registry.ResolvedModel | None = None
+) -> ModelSummary | None:
     """Describe a model from its metadata, without TensorFlow.
 
     Args:
         path: A `.keras` file; the active model when None.
+        resolved: The active model as already resolved (`resolved_model`), to resolve it once
+            per page run; read afresh when None.
 
     Returns:
         The summary, or None when the file does not exist.
     """
-    path = Path(path) if path is not None else active_model_path()
+    if path is None:
+        resolved = resolved or resolved_model()
+    path = Path(path) if path is not None else resolved.path
     if not path.is_file():
         return None
-    return _model_summary_cached(str(path), cache.file_signature(path), _model_source(path))
+    source = _model_source(path, resolved)
+    return _model_summary_cached(str(path), cache.file_signature(path), source)
 
 
 def model_limitations() -> list[str]:
@@ -183,25 +204,28 @@ def short_model_name(label: str) -> str:
     return label.split(" (", 1)[0].removeprefix(ACTIVE_MODEL_PREFIX)
 
 
-def promote_model(model_path: str | os.PathLike) -> Path:
-    """Make a trained model the active model (copied atomically to the promoted location).
+def promote_model(model_path: str | os.PathLike, *, source: str = "dashboard:Train") -> Path:
+    """Make a trained model the active model: a new (or its earlier) registry version.
+
+    The model is loaded in safe mode and stored once, read-only; only then does the alias
+    `active` move, so a failed promotion leaves the previous model active. Recorded in the
+    audit trail for the current user.
 
     Args:
         model_path: The run's `.keras` file.
+        source: The page, for the audit trail.
 
     Returns:
-        Where the active model now lives.
+        The registry's stored copy of the model, now the active model.
 
     Raises:
-        pneumonet_core.modelio.ModelLoadError: The file is missing or not a loadable model.
-        OSError: The promoted location cannot be written.
+        PermissionError: The user's role is not "ml".
+        pneumonet_core.modelio.ModelLoadError: The file is not a loadable model.
+        ValueError: The file is missing.
+        OSError: The registry's folder cannot be written.
     """
-    from pneumonet_core import modelio
-
-    # Loads the model first (safe mode), then swaps it in with one os.replace.
-    target = modelio.promote_model(model_path, config.promoted_model_path())
-    _model_summary_cached.clear()
-    return target
+    version = model_registry.promote(model_path, source=source)
+    return registry.version_model_path(version.version)
 
 
 def is_active_model(model_path: str | os.PathLike) -> bool:
@@ -211,11 +235,7 @@ def is_active_model(model_path: str | os.PathLike) -> bool:
         return False
     if active.stat().st_size != candidate.stat().st_size:
         return False
-    return _digest(active) == _digest(candidate)
-
-
-def _digest(path: Path) -> str:
-    return cache.file_digest(str(path), cache.file_signature(path))
+    return model_sha256(active) == model_sha256(candidate)
 
 
 def promotion_is_overridden() -> bool:

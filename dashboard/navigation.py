@@ -2,6 +2,11 @@
 
 Each page's URL path comes from its file name (`views/predict.py` is `/predict`; the default page
 is `/`), and its title is the sidebar link's name.
+
+Only the pages the visitor's role may open (`dashboard.auth`) are passed to `st.navigation`, so
+no other page can be opened, by link or by URL (Streamlit then runs the default page). Before
+signing in, a visitor gets the sign-in page alone; a signed-in user with no role, the no-access
+page alone; neither lists any page in the sidebar.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import dataclasses
 from pathlib import Path
 
 import streamlit as st
+
+from dashboard import auth
 
 DASHBOARD_DIR = Path(__file__).resolve().parent
 
@@ -53,8 +60,19 @@ PAGES = (
     PageEntry(
         "runs", "views/runs.py", "Runs", ":material/table_view:", "Model development", roles=("ml",)
     ),
+    PageEntry(
+        "audit", "views/audit.py", "Audit", ":material/policy:", "Administration", roles=("ml",)
+    ),
 )
 PAGE_FILES = {entry.key: entry.file for entry in PAGES}
+
+# The pages shown instead of all others: before signing in, and to a user with no role.
+SIGN_IN_PAGE = PageEntry(
+    "sign_in", "views/sign_in.py", "Sign in", ":material/login:", "", default=True, roles=()
+)
+NO_ACCESS_PAGE = PageEntry(
+    "no_access", "views/no_access.py", "No access", ":material/block:", "", default=True, roles=()
+)
 
 
 def _page(entry: PageEntry) -> st.Page:
@@ -63,13 +81,34 @@ def _page(entry: PageEntry) -> st.Page:
     )
 
 
-def build() -> st.Page:
+def pages_for(role: str | None) -> list[PageEntry]:
+    """The pages a role may open, in `PAGES` order (none for no role)."""
+    return [
+        entry for entry in PAGES if any(auth.role_allows(role, needed) for needed in entry.roles)
+    ]
+
+
+def may_open(key: str) -> bool:
+    """Whether the current user may open the page `key` (e.g. to show a link to it)."""
+    return any(entry.key == key for entry in pages_for(auth.current_role()))
+
+
+def build(current: auth.Access | None = None) -> st.Page:
     """The sidebar navigation, grouped by section (call on every run: `st.Page` needs one).
 
+    Args:
+        current: The visitor's access (`auth.access()`, read here when not given).
+
     Returns:
-        The `st.navigation` object; its `run()` runs the page the user is on.
+        The `st.navigation` object; its `run()` runs the page the user is on: one the user's
+        role may open, else the sign-in or no-access page, with no page listed.
     """
+    current = current or auth.access()
+    entries = pages_for(current.role)
+    if not entries:
+        gate = NO_ACCESS_PAGE if current.signed_in else SIGN_IN_PAGE
+        return st.navigation([_page(gate)], position="hidden")
     sections: dict[str, list[st.Page]] = {}
-    for entry in PAGES:
+    for entry in entries:
         sections.setdefault(entry.section, []).append(_page(entry))
     return st.navigation(sections)

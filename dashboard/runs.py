@@ -150,3 +150,25 @@ def saved_models() -> dict[str, str]:
             started = pd.to_datetime(row["start_time"]).strftime("%Y-%m-%d %H:%M")
             models[f"Run {run_label(row)} ({row['status'].lower()}, {started})"] = path
     return models
+
+
+def promotable_runs() -> dict[str, str]:
+    """The finished runs (stopped ones included) that logged their model, newest first.
+
+    Returns:
+        Display label ("Run calm-owl-12 (2025-01-31 14:02)") to run id;
+        `pneumonet_core.registry.promote` takes the run id and registers that run's own model
+        (the copy logged in the run, whatever has since been written to its output path).
+    """
+    if not tracking_store_exists():
+        return {}
+    from pneumonet_core import tracking
+
+    runs = tracking.list_runs()
+    if runs.empty or MODEL_PATH_TAG not in runs.columns:
+        return {}
+    choices = {}
+    for _, row in runs[(runs["status"] == "FINISHED") & runs[MODEL_PATH_TAG].notna()].iterrows():
+        started = pd.to_datetime(row["start_time"]).strftime("%Y-%m-%d %H:%M")
+        choices[f"Run {run_label(row)} ({started})"] = str(row["run_id"])
+    return choices

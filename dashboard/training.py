@@ -11,13 +11,14 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from dashboard import dataset, runs
+from dashboard import auth, dataset, runs
 
 # Values the form offers for settings that take any number (presentation only: the core's
 # default is always offered too).
 IMAGE_SIZES = [64, 96, 128, 150, 192, 224, 256]
 BATCH_SIZES = [8, 16, 32, 64]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3]
+AUDIT_SOURCE = "dashboard:Train"  # how training events from this page appear in the audit trail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,21 +333,33 @@ def start_training(settings: dict[str, Any]) -> JobSummary:
         The new job.
 
     Raises:
+        PermissionError: The user's role is not "ml" (`auth.may`).
         ValueError: A setting is invalid (the message names it).
         pneumonet_core.jobs.JobAlreadyRunning: Another job is running.
     """
     from pneumonet_core import jobs
     from pneumonet_core.train import TrainConfig
 
-    jobs.start_training_job(TrainConfig.from_dict(dict(settings)))
+    require_ml_role("start training")
+    jobs.start_training_job(
+        TrainConfig.from_dict(dict(settings)), user=auth.signed_in_email(), source=AUDIT_SOURCE
+    )
     return job_summary()
 
 
 def stop_training() -> None:
-    """Ask the running job to stop after its current batch (it keeps its best model)."""
+    """Ask the running job to stop after its current batch (it keeps its best model); raises
+    PermissionError unless the user's role is "ml"."""
     from pneumonet_core import jobs
 
-    jobs.request_stop()
+    require_ml_role("stop training")
+    jobs.request_stop(user=auth.signed_in_email(), source=AUDIT_SOURCE)
+
+
+def require_ml_role(action: str) -> None:
+    """Raise PermissionError (naming `action`) unless the user's role is "ml" (`auth.may`)."""
+    if not auth.may("ml"):
+        raise PermissionError(f"Only the ML team may {action}.")
 
 
 def job_log_tail(lines: int = 30) -> str:

@@ -1,17 +1,21 @@
-"""The `pneumonet` command line: data check, train, evaluate, predict.
+"""The `pneumonet` command line: data check, train, evaluate, predict, model, audit.
 
-Errors are printed as one line on stderr (exit status 2), never as a traceback.
+Errors are printed as one line on stderr (exit status 2), never as a traceback. Predictions
+and training runs are recorded in the audit trail (`audit`); a failed audit write is reported
+on one line on stderr and never loses a prediction.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 from pathlib import Path
 
-from pneumonet_core import INTENDED_USE, config
+from pneumonet_core import INTENDED_USE, admin_cli, audit, config
+from pneumonet_core.admin_cli import report_audit_failure
 from pneumonet_core.augment import AugmentationConfig
 from pneumonet_core.settings import settings_of
 from pneumonet_core.settings_cli import (
@@ -21,6 +25,8 @@ from pneumonet_core.settings_cli import (
 )
 
 EXIT_ERROR = 2
+# The command line reports failed audit writes itself, in one line (`report_audit_failure`).
+logging.getLogger(audit.__name__).addHandler(logging.NullHandler())
 
 
 def _data_dir(value: str | None) -> Path:
@@ -60,10 +66,10 @@ def _unreadable_images(paths) -> list[str]:
 
 
 def cmd_train(args) -> int:
-    from pneumonet_core.train import TrainConfig, train
+    from pneumonet_core.train import TrainConfig
 
     train_config = config_from_args(TrainConfig, args, data_dir=str(_data_dir(args.dir)))
-    result = train(train_config, verbose=1 if sys.stdout.isatty() else 2)
+    result = admin_cli.audited_train(train_config, verbose=1 if sys.stdout.isatty() else 2)
     metrics = result.val_metrics
     print(
         f"\nBest epoch {result.best_epoch} of {result.epochs_run}"
@@ -105,7 +111,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(_json_safe(metrics)))
     else:
-        _print_metrics(folder, predictor.path, metrics)
+        _print_metrics(folder, f"{predictor.path} ({predictor.model_label})", metrics)
     return 0
 
 
@@ -130,9 +136,9 @@ def _json_safe(value):
 PRINTED_METRICS = "accuracy loss roc_auc pr_auc sensitivity specificity precision f1".split()  # noqa: SIM905
 
 
-def _print_metrics(folder: Path, model_path: Path, metrics: dict) -> None:
+def _print_metrics(folder: Path, model: str, metrics: dict) -> None:
     matrix = metrics["confusion_matrix"]
-    print(f"Evaluated {metrics['n']} images in {folder} with {model_path}")
+    print(f"Evaluated {metrics['n']} images in {folder} with {model}")
     print(f"threshold    {metrics['threshold']:.3f}")
     for key in PRINTED_METRICS:
         print(f"{key:<12} {metrics[key]:.4f}")
@@ -150,13 +156,20 @@ def cmd_predict(args) -> int:
     if not files:
         raise ValueError(f"no image files found in {' '.join(args.files)}")
     predictor = _predictor(args.model)
-    failures = 0
+    model_sha256 = audit.sha256_of_file(predictor.path)  # once per command
+    print(admin_cli.describe_model(predictor), file=sys.stderr)
+    failures, audit_failures, first_audit_error = 0, 0, None
     progress = _progress_bar(len(files), enabled=len(files) > 1 and not args.quiet)
     if not args.json:
         print(f"# {INTENDED_USE}")
-    for prediction in predictor.iter_predict([str(f) for f in files], batch_size=args.batch_size):
+    predictions = predictor.iter_predict([str(f) for f in files], batch_size=args.batch_size)
+    for path, prediction in zip(files, predictions, strict=True):
         progress.update(1)
         failures += prediction.error is not None
+        if prediction.error is None:  # an unreadable file gave no prediction to record
+            recorded = admin_cli.audit_prediction(predictor, model_sha256, path, prediction)
+            audit_failures += not recorded.ok
+            first_audit_error = first_audit_error or recorded.error
         if args.json:
             print(json.dumps(prediction.to_dict()), flush=True)
         elif prediction.error:
@@ -172,11 +185,14 @@ def cmd_predict(args) -> int:
                 f"\t(threshold {prediction.threshold:.3f})"
             )
     progress.close()
+    if audit_failures:
+        what = f"{audit_failures} of {len(files)} predictions (shown above)"
+        report_audit_failure(audit.AuditResult(False, error=first_audit_error), what)
     return 1 if failures else 0
 
 
 def cmd_shortcuts(args) -> int:
-    from pneumonet_core import shortcuts
+    from pneumonet_core import registry, shortcuts
     from pneumonet_core.data import DatasetError, load_images, scan_dataset
     from pneumonet_core.modelio import load_model
 
@@ -184,7 +200,7 @@ def cmd_shortcuts(args) -> int:
     frame = scan_dataset(folder).frame
     if frame.empty:
         raise DatasetError(f"{folder} holds no images in NORMAL/ and PNEUMONIA/")
-    model_path = Path(args.model) if args.model else config.active_model_path()
+    model_path = Path(args.model) if args.model else registry.active_model_path()
     model, metadata = load_model(model_path)
     loaded = load_images(frame["path"], metadata.image_size, on_error="skip")
     labels = frame["label_index"].to_numpy()[loaded.kept]
@@ -258,7 +274,14 @@ def _add_ood_parser(commands) -> None:
 
 
 # Commands that load TensorFlow; its start-up lines are kept off the terminal unless --verbose.
-TENSORFLOW_COMMANDS = (cmd_train, cmd_evaluate, cmd_predict, cmd_shortcuts, cmd_ood_fit)
+TENSORFLOW_COMMANDS = (
+    cmd_train,
+    cmd_evaluate,
+    cmd_predict,
+    cmd_shortcuts,
+    cmd_ood_fit,
+    *admin_cli.TENSORFLOW_COMMANDS,
+)
 
 
 def _progress_bar(total: int, enabled: bool):
@@ -310,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=cmd_predict)
     _add_ood_parser(commands)
     _add_shortcuts_parser(commands)
+    admin_cli.add_admin_parsers(commands)
     return parser
 
 

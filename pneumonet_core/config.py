@@ -6,8 +6,8 @@ hard-coded absolute path:
 | variable              | default                                   |
 |-----------------------|-------------------------------------------|
 | `PNEUMONET_DATA`      | `<project>/../shared/data/chest_xray`     |
-| `PNEUMONET_HOME`      | `<project>/runs` (runs, jobs, promoted model) |
-| `PNEUMONET_MODEL`     | promoted model, else the shipped model    |
+| `PNEUMONET_HOME`      | `<project>/runs` (runs, jobs, registry, audit) |
+| `PNEUMONET_MODEL`     | the registry's active version, else the shipped model |
 | `MLFLOW_TRACKING_URI` | `sqlite:///<PNEUMONET_HOME>/mlflow.db`    |
 """
 
@@ -77,19 +77,14 @@ def model_card_path() -> Path:
 
 
 def promoted_model_path() -> Path:
-    """Where a model promoted from the dashboard becomes the active model."""
+    """`<PNEUMONET_HOME>/active/model.keras`: where models were promoted before the registry.
+
+    It is `modelio.promote_model`'s default destination, and it is never used to resolve the
+    active model: promotion goes through `registry` (`registry.resolve_model`). A file left
+    there by an older version is reported (`pneumonet model list`, the Runs page) so that it
+    can be registered with `pneumonet model promote`.
+    """
     return state_dir() / "active" / "model.keras"
-
-
-def active_model_path() -> Path:
-    """The model used when none is named: `PNEUMONET_MODEL`, a promoted one, or the shipped one."""
-    configured = os.environ.get("PNEUMONET_MODEL")
-    if configured:
-        return Path(configured).expanduser()
-    promoted = promoted_model_path()
-    if promoted.exists():
-        return promoted
-    return shipped_model_path()
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:

@@ -8,12 +8,17 @@ outlives the dashboard or shell that started it. Files under `config.jobs_dir()`
 - `status.json`: state, run id, progress, error, model path.
 - `stop`: its presence asks the job to stop after the current batch.
 - `job.log`: the process's output.
+
+Every start, stop request and end (finished, stopped or failed) is recorded in the audit trail
+(`audit.record`: `train_start`, `train_stop`, `train_end`), with the job id, its state and
+run id; never a path. A failed audit write never stops a job.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -24,14 +29,17 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pneumonet_core import config
+from pneumonet_core import audit, config
 from pneumonet_core.atomic import write_json_atomically
 from pneumonet_core.errors import first_line
 
 ACTIVE_STATES = ("starting", "running", "stopping")
+AUDIT_SOURCE = "job:train"  # the audit entries' source when the caller names none
 START_GRACE_S = 60.0
 # Niceness of the training process (0 normal, 19 lowest): uploads are served first.
 JOB_NICENESS = 10
+
+logger = logging.getLogger(__name__)
 
 
 class JobAlreadyRunning(RuntimeError):
@@ -50,6 +58,7 @@ class JobStatus:
         started_at, updated_at: Unix times.
         error: One-paragraph reason when the job failed.
         model_path: The best model, once written.
+        user: Who started it (a signed-in email), or None for the operating-system user.
     """
 
     state: str
@@ -65,6 +74,7 @@ class JobStatus:
     updated_at: float = 0.0
     error: str | None = None
     model_path: str | None = None
+    user: str | None = None
     config: dict = field(default_factory=dict)
 
     @property
@@ -192,6 +202,7 @@ def _record_death(status: JobStatus) -> JobStatus:
     reason = "the training process ended unexpectedly (killed or crashed); see the job log"
     # Keep the progress (run id, epoch) the dead process last reported.
     values = _update_status(**{**_progress_fields(), "state": "failed", "error": reason})
+    _record_end(values, AUDIT_SOURCE)
     if status.run_id:
         try:
             from pneumonet_core import tracking
@@ -202,11 +213,31 @@ def _record_death(status: JobStatus) -> JobStatus:
     return _to_status(values)
 
 
-def start_training_job(train_config) -> JobStatus:
+def _audit(action: str, *, source: str, user: str | None, details: dict) -> None:
+    """Record a job event; a failed write or a refused value (an e-mail holding a slash) is
+    logged and never stops the job."""
+    try:
+        audit.record(action, source=source, user=user, details=details)
+    except ValueError as error:
+        logger.warning("audit write failed (%s from %s): %s", action, source, error)
+
+
+def _record_end(values: dict, source: str) -> None:
+    """Audit a job's end (`train_end`) for the user who started it."""
+    details = {key: values.get(key) for key in ("job_id", "state", "run_id")}
+    _audit("train_end", source=source, user=values.get("user"), details=details)
+
+
+def start_training_job(
+    train_config, *, user: str | None = None, source: str = AUDIT_SOURCE
+) -> JobStatus:
     """Start training in a background process that outlives its caller.
 
     Args:
         train_config: A `train.TrainConfig`.
+        user: Who starts it (a signed-in email; None for the operating-system user). It is
+            kept in the status, so that the job's end is recorded for the same user.
+        source: Where it was started, for the audit trail ("dashboard:Train").
 
     Raises:
         JobAlreadyRunning: Another job is active (its status is in the message).
@@ -234,8 +265,15 @@ def start_training_job(train_config) -> JobStatus:
                 "updated_at": time.time(),
                 "epochs": train_config.epochs,
                 "config": train_config.to_dict(),
+                "user": user,
             },
         )
+        details = {
+            "job_id": job_id,
+            "architecture": train_config.architecture,
+            "epochs": train_config.epochs,
+        }
+        _audit("train_start", source=source, user=user, details=details)
         with open(log_path(), "w") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "pneumonet_core.jobs", str(config_path)],
@@ -256,14 +294,22 @@ def _check_output_writable(train_config) -> None:
     check_writable_destination(out)
 
 
-def request_stop() -> JobStatus | None:
-    """Ask the active job to stop after its current batch (it keeps its best model)."""
+def request_stop(*, user: str | None = None, source: str = AUDIT_SOURCE) -> JobStatus | None:
+    """Ask the active job to stop after its current batch (it keeps its best model).
+
+    Args:
+        user: Who asks (a signed-in email; None for the operating-system user).
+        source: Where it was asked, for the audit trail ("dashboard:Train").
+    """
     status = read_job_status()
     if status is None or not status.is_active:
         return status
     config.jobs_dir().mkdir(parents=True, exist_ok=True)
     _stop_path().touch()
-    return _to_status(_update_status(state="stopping"))
+    stopping = _to_status(_update_status(state="stopping"))
+    details = {"job_id": stopping.job_id, "state": "stopping", "run_id": status.run_id}
+    _audit("train_stop", source=source, user=user, details=details)
+    return stopping
 
 
 def wait_for_job(timeout_s: float = 600.0, poll_s: float = 0.5) -> JobStatus | None:
@@ -299,12 +345,13 @@ def run_job(config_path: str) -> int:
         except BaseException as error:  # noqa: BLE001 - any failure must reach the status file
             traceback.print_exc()
             message = first_line(error, limit=500)
-            _update_status(
+            values = _update_status(
                 state="failed", error=f"{type(error).__name__}: {message}", **_progress_fields()
             )
+            _record_end(values, AUDIT_SOURCE)
             return 1
         # The progress file also holds run_id: merge, letting the result's values win.
-        _update_status(
+        values = _update_status(
             **{
                 **_progress_fields(),
                 "state": "stopped" if result.stopped_by_user else "finished",
@@ -313,6 +360,7 @@ def run_job(config_path: str) -> int:
             }
         )
         _stop_path().unlink(missing_ok=True)
+        _record_end(values, AUDIT_SOURCE)
         return 0
 
 

@@ -6,6 +6,7 @@ its Grad-CAM and a display-size copy of the image, decoding it once.
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumonet_core import config, ood
+from pneumonet_core import config, ood, registry
 from pneumonet_core.imaging import (
     IMAGE_SUFFIXES,
     ImageInfo,
@@ -84,20 +85,41 @@ class Predictor:
     One Predictor can serve many threads at once (the dashboard shares one per model file).
 
     Args:
-        model_path: A `.keras` file saved by PneumoNet (default: `config.active_model_path()`).
+        model_path: A `.keras` file saved by PneumoNet (default: the active model,
+            `registry.resolve_model()`: `PNEUMONET_MODEL`, else the registry's active version,
+            else the shipped model).
+        threshold: An operating threshold strictly between 0 and 1 that replaces the file's
+            own. Default: the site operating point saved on the active registry version, when
+            the model was resolved from the registry and has one, else the file's threshold.
+
+    Attributes:
+        path: The `.keras` file.
+        model_label: Which model it is, as shown and audited: "registry version 3",
+            "PNEUMONET_MODEL", "shipped", or for a named file "run <run id>" or "named file".
+        version: The registry version, or None when the model was not resolved from it.
+        operating_point: The `registry.OperatingPoint` whose threshold is used, or None.
 
     Raises:
         ModelLoadError: The file is missing, corrupt or not a PneumoNet model.
+        ValueError: The threshold is not strictly between 0 and 1.
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None):
-        self.path = Path(model_path or config.active_model_path())
+    def __init__(self, model_path: str | os.PathLike | None = None, threshold: float | None = None):
+        resolved = None if model_path else registry.resolve_model()
+        self.path = Path(model_path) if model_path else resolved.path
+        self.version = resolved.version if resolved else None
+        self.operating_point = None
+        if threshold is None and resolved is not None and resolved.operating_point:
+            threshold, self.operating_point = resolved.threshold, resolved.operating_point
+        self._threshold = None if threshold is None else registry.check_threshold(threshold)
         if not self.path.exists():
             raise ModelLoadError(missing_model_message(self.path))
         config.quiet_tensorflow()
         import tensorflow as tf
 
         self.model, self.metadata = load_model(self.path)
+        run = f"run {self.metadata.run_id}" if self.metadata.run_id else "named file"
+        self.model_label = resolved.label if resolved else run
         self.ood_statistics = ood.load_statistics(self.path)
         size = self.metadata.image_size
         signature = [tf.TensorSpec((None, size, size, 1), tf.float32)]
@@ -121,7 +143,25 @@ class Predictor:
 
     @property
     def threshold(self) -> float:
-        return float(self.metadata.threshold)
+        """The operating threshold in [0, 1]: the override if any, else the file's own."""
+        return float(self.metadata.threshold) if self._threshold is None else self._threshold
+
+    def with_threshold(self, threshold: float | None) -> Predictor:
+        """This model at another operating threshold, sharing the loaded model (no reload).
+
+        Args:
+            threshold: Strictly between 0 and 1; None for the model file's own threshold.
+
+        Returns:
+            A new Predictor (this one is unchanged); its `operating_point` is None.
+
+        Raises:
+            ValueError: The threshold is not strictly between 0 and 1.
+        """
+        other = copy.copy(self)
+        other._threshold = None if threshold is None else registry.check_threshold(threshold)
+        other.operating_point = None
+        return other
 
     @property
     def image_size(self) -> int:

@@ -73,6 +73,11 @@ class ResolvedModel:
         """Display text: "registry version 3", "PNEUMONET_MODEL" or "shipped"."""
         return f"registry version {self.version}" if self.source == "registry" else self.source
 
+    @property
+    def threshold(self) -> float | None:
+        """The site operating point's threshold, in (0, 1); None without one (the file's own)."""
+        return None if self.operating_point is None else self.operating_point.threshold
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,8 +1,21 @@
-"""Evaluate: a model on a split, with a threshold slider driving every metric and chart."""
+"""Evaluate: a model on a split, with a threshold slider driving every metric and chart; an ml
+user can save the threshold as the active registry version's site operating point."""
 
 import streamlit as st
 
-from dashboard import charts, dataset, evaluation, inference, layout, metrics, models, report, text
+from dashboard import (
+    auth,
+    charts,
+    dataset,
+    evaluation,
+    inference,
+    layout,
+    metrics,
+    model_registry,
+    models,
+    report,
+    text,
+)
 
 ALL = "all"
 PER_CLASS_OPTIONS = [25, 50, 100, 200, 500, ALL]
@@ -59,11 +72,12 @@ def choose_images(model_path: str) -> evaluation.EvaluationSet | None:
     )
 
 
-def threshold_slider(scores: evaluation.ModelScores) -> float:
+def threshold_slider(scores: evaluation.ModelScores, start: float) -> float:
     """The operating threshold slider, with suggested thresholds listed below it.
 
     Args:
         scores: The primary model's predictions.
+        start: Where the slider starts: the model's threshold, or its site operating point.
 
     Returns:
         The chosen threshold.
@@ -72,13 +86,52 @@ def threshold_slider(scores: evaluation.ModelScores) -> float:
         "Decision threshold (probability at or above it is called PNEUMONIA)",
         0.0,
         1.0,
-        value=round(scores.threshold, 2),
+        value=round(start, 2),
         step=0.01,
         key=f"evaluate_threshold_{scores.model_path}",
     )
     suggestions = metrics.suggested_thresholds(scores)
     st.caption(" · ".join(f"{name}: {value:.2f}" for name, value in suggestions.items()))
     return threshold
+
+
+def operating_point_section(target, image_set: evaluation.EvaluationSet, threshold: float) -> None:
+    """The active registry version's site operating point, and (role ml) saving the threshold
+    as a new one, with the evidence of a whole labelled folder.
+
+    Args:
+        target: The active version being evaluated (`model_registry.operating_point_target`).
+        image_set: The images evaluated.
+        threshold: The slider's threshold.
+    """
+    st.subheader("Site operating point")
+    if target.operating_point is not None:
+        saved = model_registry.describe_operating_point(target.operating_point)
+        st.caption(f"{target.label} uses {saved}.")
+    else:
+        st.caption(f"{target.label} uses the threshold saved in its model file.")
+    if not auth.may("ml"):
+        return
+    if image_set.kind != evaluation.FOLDER_SPLIT or not image_set.complete:
+        st.caption(
+            "To save a threshold for this site, evaluate on every image of a labelled local "
+            "folder (Images per class: all)."
+        )
+        return
+    if not 0 < threshold < 1:
+        st.caption("A site operating point lies strictly between 0 and 1.")
+        return
+    label = f"Save threshold {threshold:.2f} as the site operating point of {target.label}"
+    if st.button(label, key="save_operating_point", icon=":material/tune:"):
+        with layout.guard("save the site operating point"), st.spinner("Scoring the folder…"):
+            point = model_registry.save_operating_point(target, image_set.folder, threshold)
+            evidence = point.evidence
+            st.success(
+                f"Saved: {model_registry.describe_operating_point(point)} (sensitivity "
+                f"{evidence.sensitivity:.3f}, specificity {evidence.specificity:.3f}). "
+                "Predict and the command line now use it.",
+                icon=":material/tune:",
+            )
 
 
 def headline_metrics(threshold_metrics: dict) -> None:
@@ -229,9 +282,15 @@ st.caption(f"{len(scores.paths)} images: {image_set.description}.")
 if scores.skipped:
     st.warning(f"{len(scores.skipped)} unreadable images were left out.", icon=":material/warning:")
 
-threshold = threshold_slider(scores)
+target = None  # the active registry version, when it is the model evaluated
+with layout.guard("read the model registry"):
+    target = model_registry.operating_point_target(model_path)
+site_threshold = target.threshold if target is not None else None
+threshold = threshold_slider(scores, scores.threshold if site_threshold is None else site_threshold)
 threshold_metrics = metrics.metrics_at(scores, threshold)
 headline_metrics(threshold_metrics)
+if target is not None:
+    operating_point_section(target, image_set, threshold)
 
 normalise = st.toggle("Normalise the matrix by true class", key="evaluate_normalise")
 matrix = charts.confusion_matrix(

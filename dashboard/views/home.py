@@ -2,11 +2,17 @@
 
 import streamlit as st
 
-from dashboard import dataset, layout, models, navigation, text
+from dashboard import auth, dataset, layout, models, navigation, text
 
 st.title("PneumoNet")
 st.subheader("Pneumonia screening support for paediatric chest X-rays")
 st.warning(text.intended_use(), icon=":material/health_and_safety:")
+if not auth.access().sign_in:
+    st.info(
+        "Sign-in is off: anyone who can reach this computer's dashboard at localhost has every "
+        "role. The README's section on sign-in and roles says how to turn it on.",
+        icon=":material/lock_open:",
+    )
 st.markdown(
     "PneumoNet is a convolutional neural network that estimates the probability of "
     "**pneumonia** on a frontal paediatric chest X-ray. It flags images for a clinician's "
@@ -33,14 +39,13 @@ with layout.guard("scan the dataset"):
     layout.dataset_block(dataset.scan_dataset(dataset.default_data_root()))
 
 st.header("Go to")
-links = st.columns(4)
-links[0].page_link(
-    navigation.PAGE_FILES["predict"], label="Predict on X-rays", icon=":material/radiology:"
+LINKS = (
+    ("predict", "Predict on X-rays", ":material/radiology:"),
+    ("evaluate", "Evaluate a model", ":material/analytics:"),
+    ("train", "Train a model", ":material/model_training:"),
+    ("runs", "All runs", ":material/table_view:"),
 )
-links[1].page_link(
-    navigation.PAGE_FILES["evaluate"], label="Evaluate a model", icon=":material/analytics:"
-)
-links[2].page_link(
-    navigation.PAGE_FILES["train"], label="Train a model", icon=":material/model_training:"
-)
-links[3].page_link(navigation.PAGE_FILES["runs"], label="All runs", icon=":material/table_view:")
+links = st.columns(len(LINKS))
+shown = [link for link in LINKS if navigation.may_open(link[0])]  # the user's role's pages only
+for column, (key, label, icon) in zip(links, shown, strict=False):
+    column.page_link(navigation.PAGE_FILES[key], label=label, icon=icon)

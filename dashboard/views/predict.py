@@ -1,8 +1,12 @@
-"""Predict: upload X-rays, see each probability, label and Grad-CAM; download the batch as CSV."""
+"""Predict: upload X-rays, see each probability, label and Grad-CAM; download the batch as CSV.
+
+Each displayed prediction is recorded once in the audit trail (the image's SHA-256, never its
+name or pixels).
+"""
 
 import streamlit as st
 
-from dashboard import inference, layout, models, text
+from dashboard import audit_log, inference, layout, model_registry, models, text
 
 st.title("Predict")
 st.caption(
@@ -11,9 +15,10 @@ st.caption(
 )
 layout.intended_use_note()
 
-summary, model_readable = None, False
+resolved, summary, model_readable = None, None, False
 with layout.guard("read the active model"):
-    summary = models.model_summary()
+    resolved = models.resolved_model()  # once per run: the model shown is the model used
+    summary = models.model_summary(resolved=resolved)
     model_readable = True
 if not model_readable:
     st.stop()
@@ -24,10 +29,16 @@ if summary is None:
     )
     st.stop()
 
+threshold = summary.threshold if resolved.threshold is None else resolved.threshold
 st.markdown(
-    f"Model **{summary.name}** · input {summary.image_size} px · operating threshold "
-    f"**{summary.threshold:.2f}** (probabilities at or above it are labelled PNEUMONIA)."
+    f"Model **{summary.name}** ({resolved.label}) · input {summary.image_size} px · operating "
+    f"threshold **{threshold:.2f}** (probabilities at or above it are labelled PNEUMONIA)."
 )
+if resolved.operating_point is not None:
+    st.caption(
+        ":material/tune: Site operating point: "
+        f"{model_registry.describe_operating_point(resolved.operating_point)}."
+    )
 if not summary.has_ood_guard:
     st.caption(
         "This model file carries no out-of-distribution statistics: only the simple checks "
@@ -80,16 +91,21 @@ def dicom_header_expander(content: bytes, key: str) -> None:
                 st.table({"field": list(header), "value": list(header.values())})
 
 
-def render_prediction(prediction: inference.ImagePrediction, content: bytes, key: str) -> None:
+def render_prediction(
+    prediction: inference.ImagePrediction, content: bytes, key: str, audit_notice: str | None
+) -> None:
     """Show one image's result: image, probability against the threshold, label, Grad-CAM.
 
     Args:
         prediction: The result from `inference.predict_upload`.
         content: The uploaded bytes (for the DICOM header on request).
         key: A unique key for this file's widgets.
+        audit_notice: A one-line notice when recording it in the audit trail failed.
     """
     with st.container(border=True):
         st.subheader(prediction.file_name)
+        if audit_notice:
+            st.caption(f":material/warning: {audit_notice}")
         if prediction.error:
             st.error(f"Could not read this file. {prediction.error}", icon=":material/error:")
             return
@@ -143,16 +159,24 @@ def batch_results(predictions: list[inference.ImagePrediction]) -> None:
 batch_area = st.container()
 st.header("Images")
 results = []
+model_sha256 = models.model_sha256(resolved.path)  # hashed once per model file version
 progress = st.progress(0.0, text="Analysing images…") if len(uploads) > 1 else None
 for index, upload in enumerate(uploads):
     content = upload.getvalue()
     try:
-        prediction = inference.predict_upload(upload.name, content)
+        prediction = inference.predict_upload(
+            upload.name, content, str(resolved.path), resolved.threshold
+        )
     except Exception as error:  # noqa: BLE001  (one bad file must not stop the batch)
         st.error(f"{upload.name}: could not analyse this file. {text.describe_error(error)}")
         continue
     results.append(prediction)
-    render_prediction(prediction, content, key=f"{index}_{upload.file_id}")
+    # After the cached prediction returns, so that a cache hit is recorded too (once).
+    recorded = audit_log.record_prediction(
+        prediction, model_version=resolved.label, model_sha256=model_sha256
+    )
+    notice = audit_log.failure_notice(recorded) if recorded and not recorded.ok else None
+    render_prediction(prediction, content, key=f"{index}_{upload.file_id}", audit_notice=notice)
     if progress is not None:
         progress.progress(
             (index + 1) / len(uploads), text=f"Analysed {index + 1} of {len(uploads)}"

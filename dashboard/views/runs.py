@@ -1,8 +1,9 @@
-"""Runs: every training run with its parameters, metrics, status and duration."""
+"""Runs: every training run with its parameters, metrics, status and duration; the model
+registry's versions, with promotion of a finished run and rollback (role ml)."""
 
 import streamlit as st
 
-from dashboard import layout, runs
+from dashboard import auth, layout, model_registry, models, runs
 
 st.title("Runs")
 st.caption("Every training run recorded in the MLflow tracking store, newest first.")
@@ -19,6 +20,72 @@ with layout.guard("read the runs"):
             column_config={"run_id": st.column_config.TextColumn("run id", width="small")},
         )
         layout.csv_download("Download table (CSV)", table, "pneumonet_runs.csv")
+
+
+def promote_run_form() -> None:
+    """Pick a finished run and make its logged model the active registry version."""
+    choices = runs.promotable_runs()
+    if not choices:
+        st.caption("No finished run with a saved model to promote yet.")
+        return
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    label = left.selectbox("Finished run", list(choices), key="promote_run_choice")
+    if right.button("Promote to active model", icon=":material/verified:", key="promote_run"):
+        with layout.guard("promote the run's model"):
+            version = model_registry.promote(choices[label])
+            name = model_registry.version_label(version)
+            st.toast(f"Promoted: {name} is now the active model.", icon=":material/verified:")
+            st.rerun()
+
+
+def rollback_form(versions) -> None:
+    """Pick an earlier registry version and make it the active one again.
+
+    Args:
+        versions: `model_registry.versions_table()` (not empty).
+    """
+    earlier = [int(number) for number in versions.loc[~versions["active"], "version"]]
+    if not earlier:
+        return
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    number = left.selectbox(
+        "Earlier version", earlier, format_func=lambda v: f"version {v}", key="rollback_version"
+    )
+    if right.button("Roll back to it", icon=":material/undo:", key="rollback"):
+        with layout.guard("roll back"):
+            version = model_registry.rollback(number)
+            name = model_registry.version_label(version)
+            st.toast(f"Rolled back: {name} is now the active model.", icon=":material/undo:")
+            st.rerun()
+
+
+st.header("Models")
+st.caption(
+    "Promoted models are versions of the MLflow registered model `pneumonet`; the alias "
+    "`active` names the one Predict, Evaluate and the command line use."
+)
+if models.promotion_is_overridden():
+    st.warning(
+        "PNEUMONET_MODEL is set, so it decides the model in use: promoting or rolling back "
+        "changes the registry only.",
+        icon=":material/warning:",
+    )
+with layout.guard("read the model registry"):
+    versions = model_registry.versions_table()
+    if versions.empty:
+        st.info("No model promoted yet: the shipped model is in use.", icon=":material/inventory:")
+        legacy = model_registry.legacy_promoted_model()
+        if legacy is not None:
+            st.caption(
+                f"A model promoted before the registry, at `{legacy}`, is no longer used; "
+                f"register it with `pneumonet model promote {legacy}`."
+            )
+    else:
+        st.dataframe(versions, hide_index=True, width="stretch")
+    if auth.may("ml"):
+        promote_run_form()
+        if not versions.empty:
+            rollback_form(versions)
 
 st.header("Open the same store in the MLflow UI")
 st.markdown(

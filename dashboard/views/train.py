@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import charts, dataset, layout, models, runs, text, training
+from dashboard import auth, charts, dataset, layout, models, runs, text, training
 
 LIVE_REFRESH = timedelta(seconds=2)
 
@@ -102,7 +102,7 @@ def settings_form(data_dir: str, job_active: bool) -> dict | None:
             "Start training",
             type="primary",
             icon=":material/play_arrow:",
-            disabled=job_active,
+            disabled=job_active or not auth.may("ml"),
         )
     if not started:
         return None
@@ -177,8 +177,11 @@ def finished_block(job: training.JobSummary) -> None:
     if models.is_active_model(job.model_path):
         st.caption(":material/verified: This model is the active model.")
         return
+    if not auth.may("ml"):
+        return
     if st.button("Promote to active model", icon=":material/verified:", key="promote"):
         with layout.guard("promote the model"):
+            training.require_ml_role("promote a model")
             models.promote_model(job.model_path)
             st.toast("Promoted: this is now the active model.", icon=":material/verified:")
             st.rerun()
@@ -215,6 +218,7 @@ def live_job() -> None:
             key="stop",
             type="secondary",
             on_click=request_stop,
+            disabled=not auth.may("ml"),
         )
     else:
         finished_block(job)

@@ -36,19 +36,22 @@ def test_tracking_uri_override(monkeypatch):
     assert config.tracking_uri() == "http://tracking.example:5000"
 
 
-def test_active_model_prefers_env_then_promoted_then_shipped(monkeypatch, tmp_path):
+def test_active_model_prefers_env_then_registry_then_shipped(monkeypatch, tmp_path):
+    from pneumonet_core import registry  # resolves the active model (a registry version: there)
+
     monkeypatch.setenv("PNEUMONET_HOME", str(tmp_path))
     monkeypatch.delenv("PNEUMONET_MODEL", raising=False)
-    assert config.active_model_path() == config.shipped_model_path()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert registry.active_model_path() == config.shipped_model_path()
     assert config.shipped_model_path() == (
         config.project_root() / "assets" / "model" / "pneumonet.keras"
     )
-    promoted = config.promoted_model_path()
+    promoted = config.promoted_model_path()  # where promotion copied models before the registry
     promoted.parent.mkdir(parents=True)
     promoted.write_bytes(b"model")
-    assert config.active_model_path() == promoted
+    assert registry.active_model_path() == config.shipped_model_path()  # promoting registers
     monkeypatch.setenv("PNEUMONET_MODEL", "~/chosen.keras")
-    assert config.active_model_path() == Path("~/chosen.keras").expanduser()
+    assert registry.active_model_path() == Path("~/chosen.keras").expanduser()
 
 
 def test_stderr_silenced_hides_descriptor_2_only_while_inside(capfd):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from job_helpers import JOB_TIMEOUT_S, wait_until
 
-from pneumonet_core import jobs, tracking
+from pneumonet_core import audit, jobs, tracking
 from pneumonet_core.jobs import (
     JobAlreadyRunning,
     JobStatus,
@@ -76,7 +76,7 @@ def test_job_runs_in_a_separate_process_and_finishes(
     synthetic_data, train_config_factory, isolated_state, job_cleanup
 ):
     config = train_config_factory(synthetic_data, isolated_state / "job.keras", epochs=1)
-    started = start_training_job(config)
+    started = start_training_job(config, user="a@b.org", source="dashboard:Train")
     assert started.state == "starting"
     assert started.pid and started.pid != os.getpid()
     assert started.epochs == 1 and started.config["epochs"] == 1
@@ -89,6 +89,19 @@ def test_job_runs_in_a_separate_process_and_finishes(
     assert status.progress == 1.0
     assert tracking.run_info(status.run_id)["status"] == "FINISHED"
     assert jobs.log_path().read_text()  # the process wrote its output to the job log
+    # The start and the end are in the audit trail, both for the user who started the job.
+    entries = audit.read_entries()
+    assert [(e["action"], e["user"]) for e in entries] == [
+        ("train_start", "a@b.org"),
+        ("train_end", "a@b.org"),
+    ]
+    assert entries[0]["source"] == "dashboard:Train" and entries[1]["source"] == "job:train"
+    assert entries[0]["details"]["job_id"] == started.job_id
+    assert entries[1]["details"] == {
+        "job_id": started.job_id,
+        "state": "finished",
+        "run_id": status.run_id,
+    }
 
 
 def test_second_start_is_refused_and_stop_ends_the_job(
@@ -104,7 +117,7 @@ def test_second_start_is_refused_and_stop_ends_the_job(
     # Uploads are served first: the job trains at a lower CPU priority than the app.
     assert os.getpriority(os.PRIO_PROCESS, running.pid) >= min(19, os.nice(0) + jobs.JOB_NICENESS)
 
-    assert request_stop().state == "stopping"
+    assert request_stop(user="c@d.org").state == "stopping"
     status = wait_for_job(timeout_s=JOB_TIMEOUT_S)
     assert status.state == "stopped", jobs.log_path().read_text()[-3000:]
     assert status.epoch < 500
@@ -113,6 +126,13 @@ def test_second_start_is_refused_and_stop_ends_the_job(
     info = tracking.run_info(status.run_id)
     assert info["status"] == "FINISHED"
     assert info["tags"]["pneumonet.stopped_by_user"] == "true"
+    # One start (the refused ones are not starts), the stop request, and the end.
+    entries = audit.read_entries()
+    assert [e["action"] for e in entries] == ["train_start", "train_stop", "train_end"]
+    assert entries[1]["user"] == "c@d.org"
+    assert entries[1]["details"]["job_id"] == first.job_id
+    assert entries[2]["details"]["state"] == "stopped"
+    assert entries[2]["details"]["run_id"] == status.run_id
 
 
 def test_killed_job_is_reported_failed_and_its_run_closed(
@@ -136,6 +156,9 @@ def test_killed_job_is_reported_failed_and_its_run_closed(
     recorded = read_job_status()
     assert recorded.state == "failed" and not recorded.is_active
     assert recorded.run_id == running.run_id
+    (ended,) = audit.read_entries(action="train_end")  # recorded once, by the first reader
+    assert ended["details"]["state"] == "failed"
+    assert ended["details"]["run_id"] == running.run_id
 
 
 def test_job_that_raises_reports_failed_with_the_reason(

@@ -111,6 +111,32 @@ def test_default_model_comes_from_pneumonet_model(monkeypatch, trained_model_pat
     assert Predictor().path == trained_model_path
 
 
+def test_a_threshold_override_labels_at_it_and_shares_the_model(predictor, images):
+    (probability,) = [p.probability for p in predictor.predict(images[:1])]
+    for threshold in (1e-6, 0.5, 1 - 1e-6):
+        other = predictor.with_threshold(threshold)
+        (result,) = other.predict(images[:1])
+        expected = "PNEUMONIA" if probability >= threshold else "NORMAL"
+        assert (result.threshold, result.label) == (threshold, expected)
+        assert result.probability == pytest.approx(probability)
+        assert other.model is predictor.model and other.operating_point is None
+    assert predictor.threshold == float(predictor.metadata.threshold)  # unchanged
+    assert predictor.with_threshold(None).threshold == predictor.threshold
+    for bad in (0, 1, 1.5, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            predictor.with_threshold(bad)
+
+
+def test_a_named_model_is_labelled_by_its_run_and_a_resolved_one_by_its_source(
+    predictor, trained, monkeypatch, untrained_model_path
+):
+    assert predictor.model_label == f"run {trained.result.run_id}"
+    assert (predictor.version, predictor.operating_point) == (None, None)
+    assert Predictor(untrained_model_path, threshold=0.3).threshold == 0.3
+    monkeypatch.setenv("PNEUMONET_MODEL", str(untrained_model_path))
+    assert Predictor().model_label == "PNEUMONET_MODEL"
+
+
 def test_expand_inputs_finds_images_in_folders_sorted(tmp_path, image_factory):
     image_factory("folder/b.png")
     image_factory("folder/sub/a.jpeg")

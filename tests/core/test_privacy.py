@@ -80,5 +80,5 @@ def test_streamlit_serves_localhost_only_with_xsrf_protection():
 def test_readme_safety_section_explains_authentication():
     readme = (config.project_root() / "README.md").read_text()
     text = readme.partition("## Safety and privacy")[2].partition("\n## ")[0]
-    for phrase in ("localhost", "OAuth2 Proxy", "basic auth", "in memory"):
+    for phrase in ("localhost", "OpenID Connect", "[pneumonet.roles]", "TLS", "in memory"):
         assert phrase in text, phrase

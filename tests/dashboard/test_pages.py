@@ -519,7 +519,7 @@ def test_every_page_renders_without_exception(dashboard_env):
 def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, tmp_path):
     import shutil
 
-    from pneumonet_core import config
+    from pneumonet_core import config, registry
     from pneumonet_core.atomic import write_json_atomically
 
     monkeypatch.delenv("PNEUMONET_MODEL")
@@ -533,11 +533,11 @@ def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, 
     assert any("finished" in element.value for element in app.success)
     app.button(key="promote").click().run()
     assert not app.exception, app.exception
-    assert config.promoted_model_path().is_file()
+    assert registry.version_model_path(1).is_file()  # promotion registers a version
     assert "This model is the active model" in texts(app)
-    assert config.active_model_path() == config.promoted_model_path()
+    assert registry.active_model_path() == registry.version_model_path(1)
     app.switch_page("views/home.py").run()
-    assert "source: promoted" in texts(app)
+    assert "source: registry version 1" in texts(app)
 
 
 def test_two_models_compared_side_by_side(dashboard_env, synthetic_folder, tmp_path):

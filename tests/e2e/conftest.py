@@ -89,8 +89,21 @@ def dashboard_server(server_environment: dict[str, str], e2e_home: Path) -> Iter
 
 
 @pytest.fixture(scope="session")
-def browser(dashboard_server) -> Iterator:
-    """Headless Debian Chromium driven by Playwright's sync API."""
+def browser(dashboard_server, standalone_browser):
+    """Headless Debian Chromium driven by Playwright's sync API, with the shared dashboard up."""
+    return standalone_browser
+
+
+@pytest.fixture(scope="session")
+def standalone_browser() -> Iterator:
+    """Headless Debian Chromium driven by Playwright's sync API (one for the whole session: a
+    second sync Playwright cannot start beside it), for tests that start their own dashboard;
+    fails, never skips, when Chromium or Playwright is missing."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install it (apt-get install -y chromium; "
+            "`./run test` does) or point PNEUMONET_CHROMIUM at it"
+        )
     try:
         from playwright import sync_api
     except ImportError:

@@ -1,0 +1,139 @@
+"""The audit trail as the dashboard uses it: who is acting, recording an action, recording each
+displayed prediction once per session, and the entries the Audit page lists and downloads.
+
+An entry never holds pixels, file names or DICOM patient fields: an upload is named by the
+SHA-256 of its bytes (`pneumonet_core.audit`). A failed write never loses a prediction or
+undoes an action: `record` returns the failure for a one-line notice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import auth
+from pneumonet_core import audit
+
+LOGGER = logging.getLogger("pneumonet.dashboard")
+PREDICT_SOURCE = "dashboard:Predict"
+AUDITED_KEY = "audit_recorded_predictions"  # session state: the predictions recorded so far
+ACTIONS = audit.ACTIONS
+TABLE_COLUMNS = tuple(field for field in audit.FIELDS if field != "id")
+
+
+def current_user() -> str:
+    """Who is acting: the signed-in e-mail, else the operating-system user."""
+    return audit.current_user(auth.signed_in_email())
+
+
+def failure_notice(result: audit.AuditResult) -> str:
+    """The one-line notice for a failed audit write (its reason included)."""
+    return f"Audit write failed: this was not recorded in the audit trail ({result.error})."
+
+
+def record(action: str, *, source: str, notify: bool = True, **fields: Any) -> audit.AuditResult:
+    """Append one entry for the current user (`audit.record`); never raises for a failed write.
+
+    Args:
+        action: One of `ACTIONS`.
+        source: The page, e.g. "dashboard:Runs".
+        notify: Show a one-line toast when the write failed.
+        **fields: The entry's other fields (`model_version`, `model_sha256`, `threshold`...).
+
+    Returns:
+        The `audit.AuditResult`; a value the trail refuses (e.g. an e-mail holding a slash)
+        is a failed write too, logged with the reason.
+    """
+    try:
+        result = audit.record(action, source=source, user=auth.signed_in_email(), **fields)
+    except ValueError as error:
+        LOGGER.warning("audit write failed (%s from %s): %s", action, source, error)
+        result = audit.AuditResult(False, error=f"ValueError: {error}")
+    if notify and not result.ok:
+        st.toast(failure_notice(result), icon=":material/warning:")
+    return result
+
+
+def record_prediction(
+    prediction: Any, *, model_version: str, model_sha256: str
+) -> audit.AuditResult | None:
+    """Record a displayed prediction, once per image, model and threshold in this session.
+
+    Call it after the (cached) prediction returns, so that a cache hit is recorded too; the
+    reruns of a page record nothing more. A failed write is retried on the next run.
+
+    Args:
+        prediction: An `inference.ImagePrediction` (an unreadable file's is not recorded).
+        model_version: The model as resolved ("registry version 3", "shipped"...).
+        model_sha256: The SHA-256 of the model file.
+
+    Returns:
+        The `audit.AuditResult`, or None when nothing was written (recorded before, or no
+        prediction).
+    """
+    if prediction.error is not None or not prediction.image_sha256:
+        return None
+    key = (prediction.image_sha256, model_sha256, float(prediction.threshold))
+    recorded = st.session_state.setdefault(AUDITED_KEY, set())
+    if key in recorded:
+        return None
+    result = record(
+        "predict",
+        source=PREDICT_SOURCE,
+        notify=False,
+        model_version=model_version,
+        model_sha256=model_sha256,
+        image_sha256=prediction.image_sha256,
+        probability=prediction.probability,
+        label=prediction.label,
+        threshold=prediction.threshold,
+        ood=prediction.ood,
+    )
+    if result.ok:
+        recorded.add(key)
+    return result
+
+
+def entries_table(
+    first_day: dt.date | None = None, last_day: dt.date | None = None
+) -> pd.DataFrame:
+    """The entries of a range of days (UTC), newest first.
+
+    Args:
+        first_day: Keep entries on or after this day (None: from the first entry).
+        last_day: Keep entries on or before this day (None: up to now).
+
+    Returns:
+        Columns `time, user, action, source, model_version, model_sha256, image_sha256,
+        probability, label, threshold, ood, details` (`details` as JSON text).
+
+    Raises:
+        ValueError: `last_day` is before `first_day`.
+    """
+    if first_day and last_day and last_day < first_day:
+        raise ValueError(f"the last day {last_day} is before the first day {first_day}")
+    until = None if last_day is None else (last_day + dt.timedelta(days=1)).isoformat()
+    since = None if first_day is None else first_day.isoformat()
+    entries = audit.read_entries(since=since, until=until)
+    table = pd.DataFrame(entries, columns=list(audit.FIELDS))
+    table["details"] = table["details"].map(
+        lambda details: "" if details is None else json.dumps(details, sort_keys=True)
+    )
+    return table.iloc[::-1].reset_index(drop=True)[list(TABLE_COLUMNS)]
+
+
+def filter_entries(
+    table: pd.DataFrame, *, user: str | None = None, action: str | None = None
+) -> pd.DataFrame:
+    """The rows of `entries_table` of one user and one action (None keeps every one)."""
+    keep = pd.Series(True, index=table.index)
+    if user is not None:
+        keep &= table["user"] == user
+    if action is not None:
+        keep &= table["action"] == action
+    return table[keep].reset_index(drop=True)

@@ -1,0 +1,170 @@
+"""The model registry as the pages use it: the versions, promotion and rollback (Runs page), and
+the site operating point saved from the Evaluate page.
+
+Every change needs the role "ml" (`auth.may`, checked here again when it runs), goes through
+`pneumonet_core.registry` (the MLflow Model Registry) and is recorded in the audit trail for
+the current user (`audit_log`). MLflow is imported only when a tracking store exists, so
+nothing here slows the Home page down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dashboard import audit_log, auth, cache
+from pneumonet_core import config, registry
+
+RUNS_SOURCE = "dashboard:Runs"
+EVALUATE_SOURCE = "dashboard:Evaluate"
+VERSION_COLUMNS = {  # shown column: `registry.list_versions` field
+    "version": "version",
+    "active": "active",
+    "created (UTC)": "created",
+    "promoted by": "promoted_by",
+    "activated by": "activated_by",
+    "threshold": "threshold",
+    "val ROC-AUC": "val_roc_auc",
+    "site operating point": "operating_point_text",
+    "run id": "run_id",
+}
+
+
+def _require_ml_role(action: str) -> None:
+    if not auth.may("ml"):
+        raise PermissionError(f"Only the ML team may {action}.")
+
+
+def version_label(version: Any) -> str:
+    """ "registry version 3" for an MLflow `ModelVersion` (as `ResolvedModel.label` says it)."""
+    return f"registry version {int(version.version)}"
+
+
+def versions_table() -> pd.DataFrame:
+    """Every registry version, newest first (empty when nothing was promoted yet).
+
+    Returns:
+        Columns `version, active, created (UTC), promoted by, activated by, threshold,
+        val ROC-AUC, site operating point, run id`.
+    """
+    rows = registry.list_versions()
+    if not rows:
+        return pd.DataFrame(columns=list(VERSION_COLUMNS))
+    frame = pd.DataFrame(rows)
+    table = pd.DataFrame({shown: frame[field] for shown, field in VERSION_COLUMNS.items()})
+    table["created (UTC)"] = table["created (UTC)"].str.replace("T", " ").str[:19]
+    return table
+
+
+def legacy_promoted_model() -> Path | None:
+    """A model promoted before the registry (`<PNEUMONET_HOME>/active/model.keras`, no longer
+    used: register it to use it again), or None."""
+    legacy = config.promoted_model_path()
+    return legacy if legacy.is_file() else None
+
+
+def promote(model: str | os.PathLike, *, source: str = RUNS_SOURCE) -> Any:
+    """Register a model (a `.keras` file or an MLflow run id) and make it the active version.
+
+    Args:
+        model: A `.keras` file, or the id of a run that logged its model.
+        source: The page, for the audit trail.
+
+    Returns:
+        The MLflow `ModelVersion` now active.
+
+    Raises:
+        PermissionError: The user's role is not "ml".
+        ValueError: Neither a model file nor a run with a model (`registry.promote`).
+        pneumonet_core.modelio.ModelLoadError: The model does not load in safe mode.
+    """
+    _require_ml_role("promote a model")
+    version = registry.promote(model, user=audit_log.current_user())
+    audit_log.record(
+        "promote",
+        source=source,
+        model_version=version_label(version),
+        model_sha256=version.tags.get(f"{registry.TAG}sha256"),
+        details={"run_id": version.run_id or None},
+    )
+    return version
+
+
+def rollback(version: int | str, *, source: str = RUNS_SOURCE) -> Any:
+    """Make an earlier registry version the active one again.
+
+    Raises:
+        PermissionError: The user's role is not "ml".
+        ValueError: An unknown version.
+        pneumonet_core.modelio.ModelLoadError: Its stored file is missing or changed.
+    """
+    _require_ml_role("roll back the model")
+    found = registry.rollback(version, user=audit_log.current_user())
+    audit_log.record(
+        "rollback",
+        source=source,
+        model_version=version_label(found),
+        model_sha256=found.tags.get(f"{registry.TAG}sha256"),
+    )
+    return found
+
+
+def operating_point_target(model_path: str | os.PathLike) -> registry.ResolvedModel | None:
+    """The active registry version when `model_path` is its file, else None: a site operating
+    point can be saved on the active version only."""
+    resolved = registry.resolve_model()
+    if resolved.source != "registry" or not Path(model_path).is_file():
+        return None
+    return resolved if Path(model_path).resolve() == resolved.path.resolve() else None
+
+
+def describe_operating_point(point: registry.OperatingPoint) -> str:
+    """E.g. "threshold 0.91, chosen on 300 local images by a@b.org, 2026-11-26"."""
+    return registry.describe_operating_point(point)
+
+
+def save_operating_point(
+    target: registry.ResolvedModel, folder: str | os.PathLike, threshold: float
+) -> registry.OperatingPoint:
+    """Save a threshold as the site operating point of the active version, with its evidence.
+
+    Every image of the labelled folder is scored again with the version's model
+    (`registry.compute_evidence`), so the evidence (image count, fingerprint, sensitivity and
+    specificity at the threshold) is the core's own; who and when are recorded with it.
+
+    Args:
+        target: From `operating_point_target`.
+        folder: A folder holding NORMAL/ and PNEUMONIA/.
+        threshold: Strictly between 0 and 1.
+
+    Returns:
+        The saved `registry.OperatingPoint`.
+
+    Raises:
+        PermissionError: The user's role is not "ml".
+        ValueError: A threshold outside (0, 1), or a folder without readable images of both
+            classes.
+    """
+    _require_ml_role("set the operating point")
+    threshold = registry.check_threshold(threshold)
+    evidence = registry.compute_evidence(cache.load_predictor(target.path), folder, threshold)
+    point = registry.set_operating_point(
+        target.version, threshold, user=audit_log.current_user(), evidence=evidence
+    )
+    audit_log.record(
+        "set_threshold",
+        source=EVALUATE_SOURCE,
+        model_version=target.label,
+        model_sha256=evidence.model_sha256,
+        threshold=point.threshold,
+        details={
+            "n_images": evidence.n_images,
+            "sensitivity": evidence.sensitivity,
+            "specificity": evidence.specificity,
+            "fingerprint": evidence.fingerprint,
+        },
+    )
+    return point

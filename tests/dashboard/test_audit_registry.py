@@ -1,0 +1,263 @@
+"""AppTest checks of the audit trail and the model registry in the dashboard: Predict records
+each displayed prediction once, the Audit page lists and filters the entries, the Runs page
+promotes a run and rolls back, and a site operating point saved on Evaluate reaches Predict.
+
+Real components: an MLflow registry and the audit database in a temporary PNEUMONET_HOME.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pytest
+from dashboard_fixtures import HOME_SCRIPT, build_tiny_model, png_bytes
+from streamlit.testing.v1 import AppTest
+
+from pneumonet_core import audit, registry
+
+TIMEOUT_S = 180
+ML_USER = "ml@site.example"
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
+    """Two different tiny untrained models (64 px; thresholds 0.5 and 0.3)."""
+    folder = tmp_path_factory.mktemp("audit_registry_models")
+    first = build_tiny_model(folder / "first.keras", name="first-model")
+    second = build_tiny_model(folder / "second.keras", threshold=0.3, name="second-model")
+    return first, second
+
+
+@pytest.fixture
+def home(monkeypatch, tmp_path) -> Path:
+    """A temporary PNEUMONET_HOME with nothing promoted and no PNEUMONET_MODEL."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("PNEUMONET_HOME", str(home))
+    monkeypatch.delenv("PNEUMONET_MODEL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return home
+
+
+@pytest.fixture
+def labelled_folder(tmp_path) -> Path:
+    """NORMAL/ and PNEUMONIA/, 6 synthetic PNGs each."""
+    root = tmp_path / "labelled"
+    for label_index, label in enumerate(("NORMAL", "PNEUMONIA")):
+        (root / label).mkdir(parents=True)
+        for index in range(6):
+            seed = label_index * 100 + index
+            (root / label / f"person{seed}_{index}.png").write_bytes(png_bytes(72, seed))
+    return root
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def open_page(page: str) -> AppTest:
+    app = AppTest.from_file(str(HOME_SCRIPT), default_timeout=TIMEOUT_S).run()
+    assert not app.exception, app.exception
+    app.switch_page(f"views/{page}.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(app: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader"):
+        parts += [str(element.value) for element in getattr(app, kind)]
+    return "\n".join(parts)
+
+
+def upload(app: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    app.file_uploader[0].set_value([(name, data, "image/png") for name, data in files]).run()
+    assert not app.exception, app.exception
+    return app
+
+
+# --- Predict ---------------------------------------------------------------------------------
+
+
+def test_a_predict_upload_writes_one_audit_entry(home, monkeypatch, tiny_models):
+    model, _ = tiny_models
+    monkeypatch.setenv("PNEUMONET_MODEL", str(model))
+    image = png_bytes(seed=5)
+    app = upload(open_page("predict"), ("doe_jane_chest.png", image))
+    assert "(PNEUMONET_MODEL)" in texts(app)
+
+    (entry,) = audit.read_entries()
+    assert (entry["action"], entry["source"]) == ("predict", "dashboard:Predict")
+    assert entry["user"] == audit.current_user()  # sign-in is off: the operating-system user
+    assert entry["image_sha256"] == sha256(image)
+    assert entry["model_sha256"] == sha256(model.read_bytes())
+    assert entry["model_version"] == "PNEUMONET_MODEL"
+    assert entry["threshold"] == 0.5 and entry["label"] in ("NORMAL", "PNEUMONIA")
+    probability = next(m for m in app.metric if m.label == "Probability of pneumonia").value
+    assert f"{entry['probability']:.1%}" == probability
+    assert "doe" not in str(entry) and "jane" not in str(entry)
+
+    app.run()  # a rerun shows the same (cached) prediction: nothing more is recorded
+    app.slider[0].set_value(0.8).run()
+    assert len(audit.read_entries()) == 1
+    upload(app, ("doe_jane_chest.png", image), ("second.png", png_bytes(seed=6)))
+    assert [e["image_sha256"] for e in audit.read_entries()] == [
+        sha256(image),
+        sha256(png_bytes(seed=6)),
+    ]
+
+
+def test_a_failed_audit_write_is_a_one_line_notice_and_the_prediction_stands(
+    home, monkeypatch, tiny_models
+):
+    monkeypatch.setenv("PNEUMONET_MODEL", str(tiny_models[0]))
+    (home / audit.AUDIT_FILE_NAME).mkdir(parents=True)  # no database can be opened there
+    app = upload(open_page("predict"), ("a.png", png_bytes(seed=1)))
+    assert any(m.label == "Probability of pneumonia" for m in app.metric)
+    notices = [c.value for c in app.caption if "Audit write failed" in c.value]
+    assert len(notices) == 1 and "\n" not in notices[0]
+
+
+def test_predict_shows_and_uses_the_site_operating_point(home, tiny_models, tmp_path):
+    model, _ = tiny_models
+    registry.promote(model, user=ML_USER)
+    evidence = registry.Evidence(
+        0.42, 300, "f" * 64, 0.95, 0.8, str(tmp_path), sha256(model.read_bytes())
+    )
+    registry.set_operating_point(1, 0.42, user=ML_USER, evidence=evidence)
+
+    app = open_page("predict")
+    page = texts(app)
+    assert "(registry version 1)" in page and "threshold **0.42**" in page
+    assert f"threshold 0.42, chosen on 300 local images by {ML_USER}, " in page
+    upload(app, ("a.png", png_bytes(seed=2)))
+    assert list(app.dataframe[0].value["threshold"]) == [0.42]
+    (entry,) = audit.read_entries()
+    assert (entry["threshold"], entry["model_version"]) == (0.42, "registry version 1")
+
+
+# --- Evaluate --------------------------------------------------------------------------------
+
+
+def test_an_ml_user_saves_the_threshold_as_the_site_operating_point(
+    home, tiny_models, labelled_folder
+):
+    registry.promote(tiny_models[0], user=ML_USER)
+    app = open_page("evaluate")
+    assert "registry version 1" in app.selectbox(key="evaluate_model").value
+    app.selectbox(key="evaluate_split").set_value("Another folder…").run()
+    app.text_input(key="evaluate_folder").set_value(str(labelled_folder)).run()
+    assert "uses the threshold saved in its model file" in texts(app)
+    slider = next(s for s in app.slider if s.label.startswith("Decision threshold"))
+    slider.set_value(0.37).run()
+    app.button(key="save_operating_point").click().run()
+    assert not app.exception, app.exception
+
+    point = registry.operating_point(1)
+    assert (point.threshold, point.evidence.n_images) == (0.37, 12)
+    assert point.saved_by == audit.current_user()
+    assert "Saved: threshold 0.37, chosen on 12 local images" in texts(app)
+    (entry,) = audit.read_entries(action="set_threshold")
+    assert (entry["threshold"], entry["source"]) == (0.37, "dashboard:Evaluate")
+    assert entry["details"]["n_images"] == 12
+
+    app.switch_page("views/predict.py").run()
+    assert "threshold 0.37, chosen on 12 local images" in texts(app)
+
+
+def test_a_subset_cannot_be_saved_as_the_site_operating_point(home, tiny_models, labelled_folder):
+    registry.promote(tiny_models[0], user=ML_USER)
+    app = open_page("evaluate")
+    app.selectbox(key="evaluate_split").set_value("Another folder…").run()
+    app.text_input(key="evaluate_folder").set_value(str(labelled_folder)).run()
+    app.select_slider(key="evaluate_per_class").set_value(25).run()
+    assert not any(button.key == "save_operating_point" for button in app.button)
+    assert "evaluate on every image of a labelled local folder" in texts(app)
+
+
+# --- Runs: promotion and rollback ------------------------------------------------------------
+
+
+def test_the_runs_page_promotes_a_finished_run_and_rolls_back(home, tiny_models, tmp_path):
+    from pneumonet_core import tracking
+
+    first, second = tiny_models
+    mlflow = tracking.configure()
+    with mlflow.start_run(experiment_id=tracking.ensure_experiment(), run_name="calm-run") as run:
+        mlflow.log_artifact(str(first), artifact_path="model")
+        mlflow.set_tag("pneumonet.model_path", str(tmp_path / "overwritten-since.keras"))
+    app = open_page("runs")
+    assert "No model promoted yet" in texts(app)
+    choice = app.selectbox(key="promote_run_choice")
+    assert choice.value.startswith("Run calm-run (")
+    app.button(key="promote_run").click().run()
+    assert not app.exception, app.exception
+
+    active = registry.active_version()
+    assert (int(active.version), active.run_id) == (1, run.info.run_id)
+    versions = app.dataframe[1].value
+    assert list(versions["version"]) == [1] and list(versions["active"]) == [True]
+
+    registry.promote(second, user=ML_USER)
+    app.run()
+    assert list(app.dataframe[1].value["version"]) == [2, 1]
+    app.selectbox(key="rollback_version").set_value(1).run()
+    app.button(key="rollback").click().run()
+    assert not app.exception, app.exception
+    assert int(registry.active_version().version) == 1
+
+    promoted, rolled_back = audit.read_entries()
+    assert (promoted["action"], promoted["source"]) == ("promote", "dashboard:Runs")
+    assert promoted["model_sha256"] == sha256(first.read_bytes())
+    assert promoted["details"] == {"run_id": run.info.run_id}
+    assert (rolled_back["action"], rolled_back["model_version"]) == (
+        "rollback",
+        "registry version 1",
+    )
+
+
+# --- Audit -----------------------------------------------------------------------------------
+
+
+def test_the_audit_page_lists_and_filters_entries(home, monkeypatch):
+    long_ago = dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    with monkeypatch.context() as patch:
+        patch.setattr(audit, "_utc_now", lambda: long_ago)
+        audit.record("train_start", source="dashboard:Train", user="old@site.example")
+    image = "a" * 64
+    audit.record("predict", source="dashboard:Predict", user="a@site.example", image_sha256=image)
+    audit.record("promote", source="dashboard:Runs", user="b@site.example", model_version="v2")
+    audit.record("predict", source="cli:predict", user="b@site.example", probability=0.25)
+
+    app = open_page("audit")
+    table = app.dataframe[0].value
+    assert list(table["action"]) == ["predict", "promote", "predict"]  # last 30 days, newest first
+    assert "id" not in table.columns and "image_sha256" in table.columns
+    assert app.get("download_button")
+
+    app.selectbox(key="audit_user").set_value("b@site.example").run()
+    assert list(app.dataframe[0].value["source"]) == ["cli:predict", "dashboard:Runs"]
+    app.selectbox(key="audit_action").set_value("predict").run()
+    assert list(app.dataframe[0].value["probability"]) == [0.25]
+    app.selectbox(key="audit_user").set_value("all").run()
+    assert len(app.dataframe[0].value) == 2
+
+    app.date_input(key="audit_days").set_value((dt.date(2020, 1, 1), dt.date(2020, 1, 3))).run()
+    assert not app.exception, app.exception
+    app.selectbox(key="audit_action").set_value("all").run()
+    (old,) = app.dataframe[0].value.to_dict("records")
+    assert (old["user"], old["action"]) == ("old@site.example", "train_start")
+
+
+def test_the_audit_page_says_when_nothing_matches(home):
+    app = open_page("audit")
+    assert "No entries match these filters." in texts(app)
+    assert not app.dataframe
+
+
+def test_the_audit_page_is_listed_for_the_ml_role():
+    from dashboard import navigation
+
+    (entry,) = [entry for entry in navigation.PAGES if entry.key == "audit"]
+    assert (entry.file, entry.title, entry.roles) == ("views/audit.py", "Audit", ("ml",))
