@@ -419,7 +419,7 @@ def test_train_page_settings_and_start(dashboard_env, synthetic_folder, monkeypa
 
     started = []
 
-    def fake_start(train_config):
+    def fake_start(train_config, **audit_fields):
         started.append(train_config)
         raise jobs.JobAlreadyRunning("training job abc is already running")
 
