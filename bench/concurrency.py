@@ -4,9 +4,9 @@ Starts `streamlit run dashboard/Home.py` with the shipped model and drives it wi
 Chromium (Debian's, `PNEUMONET_CHROMIUM`). For 1, 2, 4 and 8 browser sessions that each upload
 two different `test/` X-rays at the same moment it reports each session's latency (from the
 common start to its own last result: p50 and p95) and the throughput (images per second), with
-a training job running beside it unless `--no-training`. Then one session uploads `--uploads`
-different `train/` images, ten at a time, and the server's resident memory is read after each
-hundred.
+a training job running beside it unless `--no-training`. Then `--uploads` different `train/`
+images go through Predict, ten per new browser session, and the server's resident memory is
+read after each hundred.
 
     python bench/concurrency.py [--sessions 1 2 4 8] [--uploads 500] [--no-training]
 """
@@ -72,17 +72,23 @@ def measure_sessions(browser, url: str, counts: list[int], images: list[Path]) -
 
 
 def measure_memory(browser, url: str, pid: int, images: list[Path], uploads: int) -> list[dict]:
-    page = open_predict(browser, url, VIEWPORT)
+    """Server RSS while `uploads` images go through Predict, ten per browser session.
+
+    Each batch comes from a new session, which is closed afterwards, as clinicians come and
+    go. (One session that keeps adding files keeps them all: Streamlit's multi-file uploader
+    appends each new batch to those already there, until the user removes them.)
+    """
     rows = [{"uploads": 0, "rss_mib": server_rss_mb(pid)}]
-    try:
-        for start in range(0, uploads, 10):
+    for start in range(0, uploads, 10):
+        page = open_predict(browser, url, VIEWPORT)
+        try:
             upload_concurrently([page], [images[start : start + 10]])
-            done = start + 10
-            if done % 100 == 0:
-                rows.append({"uploads": done, "rss_mib": server_rss_mb(pid)})
-                print(rows[-1], flush=True)
-    finally:
-        page.context.close()
+        finally:
+            page.context.close()
+        done = start + 10
+        if done % 100 == 0:
+            rows.append({"uploads": done, "rss_mib": server_rss_mb(pid)})
+            print(rows[-1], flush=True)
     return rows
 
 

@@ -62,6 +62,23 @@ class ImagePrediction:
     image_sha256: str = ""
 
 
+UPLOAD_ROUND = "predict_upload_round"  # session state: bumped to empty the uploader
+
+
+def uploader_key() -> str:
+    """The Predict uploader's widget key; a new key after `clear_uploads` empties it."""
+    return f"predict_uploads_{st.session_state.get(UPLOAD_ROUND, 0)}"
+
+
+def clear_uploads() -> None:
+    """Remove every uploaded image (and so its result) from this session's Predict page.
+
+    Streamlit's multi-file uploader adds each new batch to the files already there; this lets
+    a clinician start again with the next patient's images without removing files one by one.
+    """
+    st.session_state[UPLOAD_ROUND] = st.session_state.get(UPLOAD_ROUND, 0) + 1
+
+
 def _failed_prediction(
     file_name: str, threshold: float, reason: str, image_sha256: str
 ) -> ImagePrediction:

@@ -50,12 +50,19 @@ uploads = st.file_uploader(
     "Chest X-ray images",
     type=inference.UPLOAD_TYPES,
     accept_multiple_files=True,
-    key="predict_uploads",
+    key=inference.uploader_key(),
     help="PNG, JPEG or DICOM (.dcm). Up to 200 MB per file.",
 )
 if not uploads:
     st.info("Upload images to see predictions.", icon=":material/upload_file:")
     st.stop()
+st.button(
+    "Clear all images",
+    on_click=inference.clear_uploads,
+    icon=":material/delete_sweep:",
+    help="Remove every uploaded image and its result from this page, e.g. before the next "
+    "patient's images. Nothing was stored.",
+)
 
 
 @st.fragment

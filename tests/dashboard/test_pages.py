@@ -166,6 +166,18 @@ def test_uploading_a_real_xray_gives_a_prediction(dashboard_env):
     assert list(table["file"]) == [image.name]
 
 
+def test_clear_all_images_empties_the_page_for_the_next_patient(dashboard_env):
+    app = open_page("predict")
+    app.file_uploader[0].set_value(("first.png", png_bytes(seed=1), "image/png")).run()
+    assert "first.png" in texts(app)
+    next(button for button in app.button if button.label == "Clear all images").click().run()
+    assert not app.exception, app.exception
+    assert "first.png" not in texts(app)
+    assert "Upload images to see predictions." in texts(app)
+    app.file_uploader[0].set_value(("second.png", png_bytes(seed=2), "image/png")).run()
+    assert "second.png" in texts(app) and "first.png" not in texts(app)
+
+
 def test_a_bad_file_fails_alone_and_the_batch_goes_on(dashboard_env):
     app = open_page("predict")
     files = [
