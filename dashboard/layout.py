@@ -243,11 +243,12 @@ def dataset_block(summary: dataset.DatasetSummary) -> None:
         st.info("No images found. Expected `NORMAL/` and `PNEUMONIA/` folders (per split).")
 
 
-def probability_block(prediction: inference.ImagePrediction) -> None:
+def probability_block(prediction: inference.ImagePrediction, key: str) -> None:
     """Show a probability against its operating threshold, and the resulting label.
 
     Args:
         prediction: A successful prediction.
+        key: Unique on the page: two images with the same probability draw the same chart.
     """
     from dashboard import charts
 
@@ -267,4 +268,5 @@ def probability_block(prediction: inference.ImagePrediction) -> None:
         charts.probability_bar(prediction.probability, prediction.threshold),
         config=charts.PLOTLY_CONFIG,
         width="stretch",
+        key=f"probability_{key}",
     )

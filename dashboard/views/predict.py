@@ -126,7 +126,7 @@ def render_prediction(
         with columns[1]:
             heatmap_overlay(prediction, key)
         with columns[2]:
-            layout.probability_block(prediction)
+            layout.probability_block(prediction, key)
             layout.intended_use_note()
         if prediction.is_dicom:
             dicom_header_expander(content, key)

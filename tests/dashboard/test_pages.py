@@ -166,6 +166,17 @@ def test_uploading_a_real_xray_gives_a_prediction(dashboard_env):
     assert list(table["file"]) == [image.name]
 
 
+def test_two_images_with_the_same_probability_both_show(dashboard_env):
+    # The same picture under two names: same probability, so the same chart twice.
+    app = open_page("predict")
+    same = png_bytes(seed=4)
+    app.file_uploader[0].set_value([("a.png", same, "image/png"), ("b.png", same, "image/png")])
+    app.run()
+    assert not app.exception, app.exception
+    probabilities = [m.value for m in app.metric if m.label == "Probability of pneumonia"]
+    assert len(probabilities) == 2 and probabilities[0] == probabilities[1]
+
+
 def test_clear_all_images_empties_the_page_for_the_next_patient(dashboard_env):
     app = open_page("predict")
     app.file_uploader[0].set_value(("first.png", png_bytes(seed=1), "image/png")).run()
