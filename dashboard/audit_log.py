@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import auth
-from pneumonet_core import audit
+from pneumonet_core import audit, audited
 
-LOGGER = logging.getLogger("pneumonet.dashboard")
 PREDICT_SOURCE = "dashboard:Predict"
 AUDITED_KEY = "audit_recorded_predictions"  # session state: the predictions recorded so far
 ACTIONS = audit.ACTIONS
@@ -37,7 +35,7 @@ def failure_notice(result: audit.AuditResult) -> str:
 
 
 def record(action: str, *, source: str, notify: bool = True, **fields: Any) -> audit.AuditResult:
-    """Append one entry for the current user (`audit.record`); never raises for a failed write.
+    """Append one entry for the current user (`audited.record`); never raises for a failed write.
 
     Args:
         action: One of `ACTIONS`.
@@ -49,14 +47,16 @@ def record(action: str, *, source: str, notify: bool = True, **fields: Any) -> a
         The `audit.AuditResult`; a value the trail refuses (e.g. an e-mail holding a slash)
         is a failed write too, logged with the reason.
     """
-    try:
-        result = audit.record(action, source=source, user=auth.signed_in_email(), **fields)
-    except ValueError as error:
-        LOGGER.warning("audit write failed (%s from %s): %s", action, source, error)
-        result = audit.AuditResult(False, error=f"ValueError: {error}")
-    if notify and not result.ok:
-        st.toast(failure_notice(result), icon=":material/warning:")
+    result = audited.record(action, source=source, email=auth.signed_in_email(), **fields)
+    if notify:
+        notify_failure(result)
     return result
+
+
+def notify_failure(result: audit.AuditResult) -> None:
+    """A one-line toast when an audit write failed (nothing when it worked)."""
+    if not result.ok:
+        st.toast(failure_notice(result), icon=":material/warning:")
 
 
 def record_prediction(
@@ -82,17 +82,13 @@ def record_prediction(
     recorded = st.session_state.setdefault(AUDITED_KEY, set())
     if key in recorded:
         return None
-    result = record(
-        "predict",
+    result = audited.record_prediction(
+        prediction,
         source=PREDICT_SOURCE,
-        notify=False,
         model_version=model_version,
         model_sha256=model_sha256,
         image_sha256=prediction.image_sha256,
-        probability=prediction.probability,
-        label=prediction.label,
-        threshold=prediction.threshold,
-        ood=prediction.ood,
+        email=auth.signed_in_email(),
     )
     if result.ok:
         recorded.add(key)

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from dashboard import audit_log, auth, cache
-from pneumonet_core import config, registry
+from pneumonet_core import audited, config, registry
 
 RUNS_SOURCE = "dashboard:Runs"
 EVALUATE_SOURCE = "dashboard:Evaluate"
@@ -40,7 +40,7 @@ def _require_ml_role(action: str) -> None:
 
 def version_label(version: Any) -> str:
     """ "registry version 3" for an MLflow `ModelVersion` (as `ResolvedModel.label` says it)."""
-    return f"registry version {int(version.version)}"
+    return audited.version_label(version)
 
 
 def versions_table() -> pd.DataFrame:
@@ -82,14 +82,8 @@ def promote(model: str | os.PathLike, *, source: str = RUNS_SOURCE) -> Any:
         pneumonet_core.modelio.ModelLoadError: The model does not load in safe mode.
     """
     _require_ml_role("promote a model")
-    version = registry.promote(model, user=audit_log.current_user())
-    audit_log.record(
-        "promote",
-        source=source,
-        model_version=version_label(version),
-        model_sha256=version.tags.get(f"{registry.TAG}sha256"),
-        details={"run_id": version.run_id or None},
-    )
+    version, result = audited.promote(model, source=source, email=auth.signed_in_email())
+    audit_log.notify_failure(result)
     return version
 
 
@@ -102,13 +96,8 @@ def rollback(version: int | str, *, source: str = RUNS_SOURCE) -> Any:
         pneumonet_core.modelio.ModelLoadError: Its stored file is missing or changed.
     """
     _require_ml_role("roll back the model")
-    found = registry.rollback(version, user=audit_log.current_user())
-    audit_log.record(
-        "rollback",
-        source=source,
-        model_version=version_label(found),
-        model_sha256=found.tags.get(f"{registry.TAG}sha256"),
-    )
+    found, result = audited.rollback(version, source=source, email=auth.signed_in_email())
+    audit_log.notify_failure(result)
     return found
 
 
@@ -151,20 +140,8 @@ def save_operating_point(
     _require_ml_role("set the operating point")
     threshold = registry.check_threshold(threshold)
     evidence = registry.compute_evidence(cache.load_predictor(target.path), folder, threshold)
-    point = registry.set_operating_point(
-        target.version, threshold, user=audit_log.current_user(), evidence=evidence
+    point, result = audited.set_operating_point(
+        target.version, threshold, evidence, source=EVALUATE_SOURCE, email=auth.signed_in_email()
     )
-    audit_log.record(
-        "set_threshold",
-        source=EVALUATE_SOURCE,
-        model_version=target.label,
-        model_sha256=evidence.model_sha256,
-        threshold=point.threshold,
-        details={
-            "n_images": evidence.n_images,
-            "sensitivity": evidence.sensitivity,
-            "specificity": evidence.specificity,
-            "fingerprint": evidence.fingerprint,
-        },
-    )
+    audit_log.notify_failure(result)
     return point

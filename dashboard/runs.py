@@ -136,12 +136,8 @@ def saved_models() -> dict[str, str]:
         Display label ("Run calm-owl-12 (finished, 2025-01-31 14:02)") to `.keras` path, newest
         run first.
     """
-    if not tracking_store_exists():
-        return {}
-    from pneumonet_core import tracking
-
-    runs = tracking.list_runs()
-    if runs.empty or MODEL_PATH_TAG not in runs.columns:
+    runs = _runs_with_models()
+    if runs is None:
         return {}
     models = {}
     for _, row in runs.iterrows():
@@ -160,15 +156,21 @@ def promotable_runs() -> dict[str, str]:
         `pneumonet_core.registry.promote` takes the run id and registers that run's own model
         (the copy logged in the run, whatever has since been written to its output path).
     """
-    if not tracking_store_exists():
-        return {}
-    from pneumonet_core import tracking
-
-    runs = tracking.list_runs()
-    if runs.empty or MODEL_PATH_TAG not in runs.columns:
+    runs = _runs_with_models()
+    if runs is None:
         return {}
     choices = {}
     for _, row in runs[(runs["status"] == "FINISHED") & runs[MODEL_PATH_TAG].notna()].iterrows():
         started = pd.to_datetime(row["start_time"]).strftime("%Y-%m-%d %H:%M")
         choices[f"Run {run_label(row)} ({started})"] = str(row["run_id"])
     return choices
+
+
+def _runs_with_models() -> pd.DataFrame | None:
+    """Every recorded run, when some run recorded where it saved its model; else None."""
+    if not tracking_store_exists():
+        return None
+    from pneumonet_core import tracking
+
+    runs = tracking.list_runs()
+    return None if runs.empty or MODEL_PATH_TAG not in runs.columns else runs

@@ -73,16 +73,14 @@ def audit_prediction(predictor, model_sha256: str, path: Path, prediction) -> au
         image_sha256 = audit.sha256_of_file(path)
     except OSError as error:
         return audit.AuditResult(False, error=f"{type(error).__name__}: {error}")
-    return audit.record(
-        "predict",
+    from pneumonet_core import audited
+
+    return audited.record_prediction(
+        prediction,
         source="cli:predict",
         model_version=predictor.model_label,
         model_sha256=model_sha256,
         image_sha256=image_sha256,
-        probability=prediction.probability,
-        label=prediction.label,
-        threshold=prediction.threshold,
-        ood=prediction.ood,
     )
 
 
@@ -109,10 +107,6 @@ def audited_train(train_config, **options):
     ended = audit.record("train_end", source="cli:train", details=details)
     report_audit_failure(ended, "the training end")
     return result
-
-
-def _version_label(version) -> str:
-    return f"registry version {int(version.version)}"
 
 
 def _overridden_note() -> None:
@@ -149,65 +143,40 @@ def cmd_model_list(args) -> int:
 
 def cmd_model_promote(args) -> int:
     """`pneumonet model promote PATH_OR_RUN_ID`: register a model and make it active."""
-    from pneumonet_core import registry
+    from pneumonet_core import audited
 
-    version = registry.promote(args.model, user=audit.current_user())
-    label = _version_label(version)
-    result = audit.record(
-        "promote",
-        source="cli:model promote",
-        model_version=label,
-        model_sha256=version.tags.get(f"{registry.TAG}sha256"),
-        details={"run_id": version.run_id or None},
-    )
-    print(f"Promoted: {label} is now active.")
-    _overridden_note()
-    report_audit_failure(result, "the promotion")
-    return 0
+    changed = audited.promote(args.model, source="cli:model promote")
+    return _report_active_change(*changed, "Promoted", "the promotion")
 
 
 def cmd_model_rollback(args) -> int:
     """`pneumonet model rollback VERSION`: make an earlier registry version active again."""
-    from pneumonet_core import registry
+    from pneumonet_core import audited
 
-    version = registry.rollback(args.version, user=audit.current_user())
-    label = _version_label(version)
-    result = audit.record(
-        "rollback",
-        source="cli:model rollback",
-        model_version=label,
-        model_sha256=version.tags.get(f"{registry.TAG}sha256"),
-    )
-    print(f"Rolled back: {label} is now active.")
+    changed = audited.rollback(args.version, source="cli:model rollback")
+    return _report_active_change(*changed, "Rolled back", "the rollback")
+
+
+def _report_active_change(version, result: audit.AuditResult, done: str, what: str) -> int:
+    from pneumonet_core import audited
+
+    print(f"{done}: {audited.version_label(version)} is now active.")
     _overridden_note()
-    report_audit_failure(result, "the rollback")
+    report_audit_failure(result, what)
     return 0
 
 
 def cmd_model_threshold(args) -> int:
     """`pneumonet model threshold VERSION T --evidence DIR`: save a site operating point."""
-    from pneumonet_core import registry
+    from pneumonet_core import audited, registry
 
     threshold = registry.check_threshold(args.threshold)
     model_path = registry.version_model_path(args.version)  # ValueError: unknown version
     evidence = registry.compute_evidence(
         model_path, args.evidence, threshold, batch_size=args.batch_size
     )
-    point = registry.set_operating_point(
-        args.version, threshold, user=audit.current_user(), evidence=evidence
-    )
-    result = audit.record(
-        "set_threshold",
-        source="cli:model threshold",
-        model_version=f"registry version {point.version}",
-        model_sha256=evidence.model_sha256,
-        threshold=point.threshold,
-        details={
-            "n_images": evidence.n_images,
-            "sensitivity": evidence.sensitivity,
-            "specificity": evidence.specificity,
-            "fingerprint": evidence.fingerprint,
-        },
+    point, result = audited.set_operating_point(
+        args.version, threshold, evidence, source="cli:model threshold"
     )
     print(f"Registry version {point.version}: {registry.describe_operating_point(point)}")
     print(
