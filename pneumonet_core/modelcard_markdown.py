@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pneumonet_core import INTENDED_USE
 from pneumonet_core.ood import NOT_A_CHEST_XRAY, NOT_A_CHEST_XRAY_SUMMARY, OUTSIDE_VALIDATED_USE
+from pneumonet_core.ood_checks import NOT_AN_XRAY_DISTANCE_RATIO
 
 
 def _format_metric(value) -> str:
@@ -32,7 +33,9 @@ def _ood_lines(ood: dict | None) -> list[str]:
         "Images whose penultimate-layer features lie far from the training X-rays (Mahalanobis "
         f"distance above the {ood['percentile']:g}th percentile of the validation X-rays), for "
         "example an adult's X-ray or one from another hospital's device, are flagged "
-        f'"{OUTSIDE_VALIDATED_USE}". {simple} Fitted on {ood["n_fit"]} training images; '
+        f'"{OUTSIDE_VALIDATED_USE}"; at {NOT_AN_XRAY_DISTANCE_RATIO:g} times that distance or '
+        f'more, farther than any X-ray measured, they are flagged "{NOT_A_CHEST_XRAY}". '
+        f"{simple} Fitted on {ood['n_fit']} training images; "
         f"{ood['validation_flag_rate']:.1%} of the {ood['n_validation']} validation X-rays "
         "are flagged.",
     ]

@@ -13,6 +13,8 @@ says which of two things is true:
   Mahalanobis distance to their mean under a Ledoit-Wolf shrunk covariance), as for an adult,
   another hospital's device or an unusual projection. The distance threshold is a high
   percentile of the patient-grouped validation split's distances: about 2% of X-rays flagged.
+  Features `NOT_AN_XRAY_DISTANCE_RATIO` times that distance or more away are beyond any X-ray
+  measured, and are called `NOT_A_CHEST_XRAY` (`ood_checks.feature_reason`).
 
 Both mark the probability as unreliable (`Prediction.ood` is True); the reason starts with its
 kind (`reason_kind` reads it back).
@@ -39,6 +41,7 @@ from pneumonet_core.ood_checks import (  # noqa: F401  (the simple checks, re-ex
     OUTSIDE_VALIDATED_USE,
     SIMPLE_CHECKS_SUMMARY,
     UNRELIABLE_NOTE,
+    feature_reason,
     flag_counts,
     ood_reason,
     reason_kind,
@@ -87,24 +90,16 @@ class OodStatistics:
         return np.sqrt(np.maximum(squared, 0.0))
 
     def reasons(self, features: np.ndarray) -> list[str | None]:
-        """Per input: an `OUTSIDE_VALIDATED_USE` reason when it lies too far, else None.
+        """Per input: a reason when it lies too far (`ood_checks.feature_reason`), else None.
 
         Args:
             features: (n, d) penultimate features.
 
         Returns:
-            n reasons; an input is too far when its distance is above `threshold`.
+            n reasons; an input is too far when its distance is above `threshold`, and not a
+            chest X-ray at all when it is `NOT_AN_XRAY_DISTANCE_RATIO` times that or more.
         """
-        return [
-            ood_reason(
-                OUTSIDE_VALIDATED_USE,
-                f"unlike the paediatric training X-rays (feature distance {distance:.1f} > "
-                f"{self.threshold:.1f})",
-            )
-            if distance > self.threshold
-            else None
-            for distance in self.distances(features)
-        ]
+        return [feature_reason(d, self.threshold) for d in self.distances(features)]
 
     def to_bytes(self) -> bytes:
         """Serialise as an .npz archive (no pickles).

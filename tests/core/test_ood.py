@@ -13,7 +13,7 @@ import pytest
 from hostile_files import chest_like, encode
 from PIL import Image
 
-from pneumonet_core import cli, ood
+from pneumonet_core import cli, ood, ood_checks
 from pneumonet_core.imaging import ImageInfo
 from pneumonet_core.modelio import ModelLoadError, load_model, read_metadata
 from pneumonet_core.ood import (
@@ -21,6 +21,7 @@ from pneumonet_core.ood import (
     OOD_ENTRY,
     OUTSIDE_VALIDATED_USE,
     OodStatistics,
+    feature_reason,
     fit_statistics,
     flag_counts,
     ood_reason,
@@ -28,6 +29,7 @@ from pneumonet_core.ood import (
     simple_check,
     threshold_flagging_at_most,
 )
+from pneumonet_core.ood_checks import NOT_AN_XRAY_DISTANCE_RATIO
 from pneumonet_core.predict import Predictor
 from pneumonet_core.preprocessing import resize_image
 
@@ -128,15 +130,35 @@ def test_threshold_flags_at_most_two_percent_of_validation(gaussian_statistics):
 
 def test_far_features_are_flagged_and_typical_ones_are_not(gaussian_statistics):
     typical = np.full((1, 8), 2.0) * np.linspace(0.5, 3.0, 8)
-    far = typical + 12.0
-    near_reason, far_reason = gaussian_statistics.reasons(np.vstack([typical, far]))
-    assert near_reason is None
     threshold = gaussian_statistics.threshold
+    # Along one direction from the mean the distance grows linearly: place points at chosen
+    # multiples of the threshold.
+    direction = np.ones((1, 8))
+    unit = gaussian_statistics.distances(gaussian_statistics.mean + direction)[0]
+    beyond, far = (gaussian_statistics.mean + direction * threshold * k / unit for k in (1.3, 3.0))
+    near_reason, beyond_reason, far_reason = gaussian_statistics.reasons(
+        np.vstack([typical, beyond, far])
+    )
+    assert near_reason is None
     assert re.fullmatch(
         rf"outside validated use: unlike the paediatric training X-rays \(feature distance "
-        rf"\d+\.\d > {threshold:.1f}\); prediction not reliable",
+        rf"{1.3 * threshold:.1f} > {threshold:.1f}\); prediction not reliable",
+        beyond_reason,
+    ), beyond_reason
+    assert re.fullmatch(
+        rf"not a chest X-ray: image features unlike any chest X-ray \(feature distance "
+        rf"{3.0 * threshold:.1f}\); prediction not reliable",
         far_reason,
     ), far_reason
+
+
+def test_the_far_tier_starts_at_its_ratio_of_the_threshold():
+    threshold = 20.0
+    assert feature_reason(threshold, threshold) is None
+    assert reason_kind(feature_reason(threshold * 1.01, threshold)) == OUTSIDE_VALIDATED_USE
+    limit = threshold * NOT_AN_XRAY_DISTANCE_RATIO
+    assert reason_kind(feature_reason(limit * 0.99, threshold)) == OUTSIDE_VALIDATED_USE
+    assert reason_kind(feature_reason(limit, threshold)) == NOT_A_CHEST_XRAY
 
 
 @pytest.mark.parametrize("count", [1, 7, 50, 51, 100, 149])
@@ -228,12 +250,15 @@ def test_predictor_flags_an_obviously_different_grayscale_image(guarded_model):
     )
     assert typical.ood is False and typical.ood_reason is None
     assert different.ood is True
-    assert reason_kind(different.ood_reason) == OUTSIDE_VALIDATED_USE
-    assert "unlike the paediatric training X-rays (feature distance" in different.ood_reason
+    # A checkerboard lies far beyond any X-ray's features: not a chest X-ray at all.
+    assert reason_kind(different.ood_reason) == NOT_A_CHEST_XRAY
+    assert "image features unlike any chest X-ray (feature distance" in different.ood_reason
     assert different.probability is not None  # still reported, but flagged
 
 
-def test_cli_predict_names_each_kind_of_flag(guarded_model, tmp_path, capsys):
+def test_cli_predict_names_each_kind_of_flag(guarded_model, tmp_path, capsys, monkeypatch):
+    # Only the threshold counts here, so the checkerboard stands in for an X-ray outside use.
+    monkeypatch.setattr(ood_checks, "NOT_AN_XRAY_DISTANCE_RATIO", float("inf"))
     checkerboard, colour = tmp_path / "checkerboard.png", tmp_path / "red.png"
     checkerboard.write_bytes(encode(Image.fromarray(CHECKERBOARD), "PNG"))
     red = np.zeros((64, 64, 3), dtype=np.uint8)

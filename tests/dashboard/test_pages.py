@@ -23,6 +23,8 @@ from dashboard_fixtures import (
 )
 from streamlit.testing.v1 import AppTest
 
+from pneumonet_core import ood_checks
+
 TIMEOUT_S = 180
 
 
@@ -266,6 +268,8 @@ def test_predict_page_and_batch_table_tell_the_two_warnings_apart(
     dashboard_env, guarded_model, monkeypatch
 ):
     monkeypatch.setenv("PNEUMONET_MODEL", str(guarded_model))
+    # Only the threshold counts here, so the checkerboard stands in for an X-ray outside use.
+    monkeypatch.setattr(ood_checks, "NOT_AN_XRAY_DISTANCE_RATIO", float("inf"))
     app = open_page("predict")
     files = [
         ("photo.jpg", colour_photo_bytes(), "image/jpeg"),
