@@ -10,7 +10,7 @@ quickly. The `dashboard` package is installed with the project
 
 import streamlit as st
 
-from dashboard import auth, layout, navigation
+from dashboard import auth, layout, navigation, runtime
 
 st.set_page_config(
     page_title="PneumoNet",
@@ -18,6 +18,7 @@ st.set_page_config(
     layout="wide",
     initial_sidebar_state="expanded",
 )
+runtime.keep_models_between_runs()  # from the first run: the shared model is never cleared
 layout.apply_styles()
 visitor = auth.access()
 auth.record_sign_in_once(visitor)

@@ -6,7 +6,8 @@ run. PneumoNet builds none: one cached `Predictor` serves all sessions. Clearing
 garbage collection and TensorFlow's kernel cache on every run (about 1.4 s on two cores, and the
 next Grad-CAM is then about 8 times slower), so with a few sessions open, each refreshing its
 sidebar every few seconds, the server spent its time clearing instead of predicting. Here
-Streamlit's clean-up keeps its other duty (closing pyplot figures) and leaves Keras alone.
+Streamlit's clean-up keeps its other duty (closing pyplot figures) and leaves Keras alone,
+from the app's first run (`Home.py`), so that no clearing can race a model being loaded.
 """
 
 from __future__ import annotations
