@@ -16,7 +16,6 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import runtime
 from pneumonet_core import registry
 
 
@@ -67,7 +66,6 @@ def cached_predictor(path_text: str, signature: str) -> Any:
     del signature  # part of the cache key only: a replaced file is loaded again
     from pneumonet_core.predict import Predictor
 
-    runtime.keep_models_between_runs()
     return Predictor(Path(path_text))
 
 

@@ -99,3 +99,39 @@ def make_tiny_dataset(destination: Path, *, per_class: int = 12, size: int = 80)
             with Image.open(path) as image:
                 image.convert("L").resize((size, size)).save(target / path.name)
     return destination
+
+
+APP_TIMEOUT_S = 180
+PAGE_TEXT_KINDS = ("markdown", "caption", "info", "warning", "error", "success", "subheader")
+
+
+def open_page(page: str | None = None):
+    """Run the app (Home) in AppTest, then switch to a page and run it."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(HOME_SCRIPT), default_timeout=APP_TIMEOUT_S).run()
+    assert not app.exception, app.exception
+    if page:
+        app.switch_page(f"views/{page}.py").run()
+        assert not app.exception, app.exception
+    return app
+
+
+def page_texts(app, kinds: tuple[str, ...] = PAGE_TEXT_KINDS) -> str:
+    """Every text element of these kinds on an AppTest page, one per line."""
+    parts = []
+    for kind in kinds:
+        parts += [str(element.value) for element in getattr(app, kind)]
+    return "\n".join(parts)
+
+
+def write_labelled_folder(root: Path, *, per_class: int = 6) -> Path:
+    """NORMAL/ and PNEUMONIA/ with `per_class` synthetic 72-px PNGs each."""
+    for label_index, label in enumerate(("NORMAL", "PNEUMONIA")):
+        (root / label).mkdir(parents=True)
+        for index in range(per_class):
+            seed = label_index * 100 + index
+            (root / label / f"person{seed}_{label.lower()}_{index}.png").write_bytes(
+                png_bytes(size=72, seed=seed)
+            )
+    return root

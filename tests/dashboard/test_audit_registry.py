@@ -12,12 +12,17 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import HOME_SCRIPT, build_tiny_model, png_bytes
+from dashboard_fixtures import (
+    build_tiny_model,
+    open_page,
+    page_texts,
+    png_bytes,
+    write_labelled_folder,
+)
 from streamlit.testing.v1 import AppTest
 
 from pneumonet_core import audit, registry
 
-TIMEOUT_S = 180
 ML_USER = "ml@site.example"
 
 
@@ -43,32 +48,15 @@ def home(monkeypatch, tmp_path) -> Path:
 @pytest.fixture
 def labelled_folder(tmp_path) -> Path:
     """NORMAL/ and PNEUMONIA/, 6 synthetic PNGs each."""
-    root = tmp_path / "labelled"
-    for label_index, label in enumerate(("NORMAL", "PNEUMONIA")):
-        (root / label).mkdir(parents=True)
-        for index in range(6):
-            seed = label_index * 100 + index
-            (root / label / f"person{seed}_{index}.png").write_bytes(png_bytes(72, seed))
-    return root
+    return write_labelled_folder(tmp_path / "labelled")
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def open_page(page: str) -> AppTest:
-    app = AppTest.from_file(str(HOME_SCRIPT), default_timeout=TIMEOUT_S).run()
-    assert not app.exception, app.exception
-    app.switch_page(f"views/{page}.py").run()
-    assert not app.exception, app.exception
-    return app
-
-
 def texts(app: AppTest) -> str:
-    parts = []
-    for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader"):
-        parts += [str(element.value) for element in getattr(app, kind)]
-    return "\n".join(parts)
+    return page_texts(app)
 
 
 def upload(app: AppTest, *files: tuple[str, bytes]) -> AppTest:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import HOME_SCRIPT
+from dashboard_fixtures import HOME_SCRIPT, page_texts
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth, navigation
@@ -187,10 +187,8 @@ def page_is_open(app: AppTest, entry: navigation.PageEntry) -> bool:
 
 
 def texts(app: AppTest) -> str:
-    parts = []
-    for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error"):
-        parts += [str(element.value) for element in getattr(app, kind)]
-    return "\n".join(parts)
+    kinds = ("title", "subheader", "markdown", "caption", "info", "warning", "error")
+    return page_texts(app, kinds)
 
 
 def buttons(app: AppTest) -> list[str]:

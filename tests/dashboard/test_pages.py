@@ -15,17 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dashboard_fixtures import (
-    HOME_SCRIPT,
     build_tiny_model,
+    open_page,
+    page_texts,
     png_bytes,
     require_data,
     sample_image_path,
+    write_labelled_folder,
 )
 from streamlit.testing.v1 import AppTest
 
 from pneumonet_core import ood_checks
-
-TIMEOUT_S = 180
 
 
 @pytest.fixture(scope="module")
@@ -47,33 +47,12 @@ def dashboard_env(monkeypatch, tmp_path, tiny_model) -> Path:
 @pytest.fixture
 def synthetic_folder(tmp_path) -> Path:
     """A labelled folder (NORMAL/ and PNEUMONIA/, 6 PNGs each) to evaluate on."""
-    root = tmp_path / "labelled"
-    for label_index, label in enumerate(("NORMAL", "PNEUMONIA")):
-        (root / label).mkdir(parents=True)
-        for index in range(6):
-            seed = label_index * 100 + index
-            (root / label / f"person{seed}_{label.lower()}_{index}.png").write_bytes(
-                png_bytes(size=72, seed=seed)
-            )
-    return root
-
-
-def open_page(page: str | None = None) -> AppTest:
-    """Run the app (Home), then switch to a page and run it."""
-    app = AppTest.from_file(str(HOME_SCRIPT), default_timeout=TIMEOUT_S).run()
-    assert not app.exception, app.exception
-    if page:
-        app.switch_page(f"views/{page}.py").run()
-        assert not app.exception, app.exception
-    return app
+    return write_labelled_folder(tmp_path / "labelled")
 
 
 def texts(app: AppTest) -> str:
     """Every markdown, caption, info, warning, error and success text on the page."""
-    parts = []
-    for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader"):
-        parts += [str(element.value) for element in getattr(app, kind)]
-    return "\n".join(parts)
+    return page_texts(app)
 
 
 def plotly_figures(app: AppTest) -> list[dict]:
