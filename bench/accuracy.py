@@ -20,11 +20,12 @@ from pathlib import Path
 import benchlib
 import numpy as np
 
-from pneumonet_core import config, evaluate, modelcard
-from pneumonet_core.augment import STOP7_AUGMENTATION
-from pneumonet_core.data import training_split
-from pneumonet_core.ood import load_statistics
-from pneumonet_core.train import TrainConfig, train
+from pneumonet_core.data import STOP7_AUGMENTATION, training_split
+from pneumonet_core.governance import modelcard
+from pneumonet_core.inference import load_statistics
+from pneumonet_core.metrics import classification as evaluate
+from pneumonet_core.training import TrainConfig, train
+from pneumonet_core.utils import config
 
 SHIPPED_RECIPE = dict(
     architecture="pneumonet",
@@ -78,7 +79,7 @@ def hardware() -> str:
 
 def validation_scores(model_path: str, data_dir: Path, seed: int, val_fraction: float):
     """Labels and PNEUMONIA probabilities of the patient-grouped validation split."""
-    from pneumonet_core.predict import Predictor
+    from pneumonet_core.inference import Predictor
 
     _, val_frame = training_split(data_dir, val_fraction=val_fraction, seed=seed)
     predictor = Predictor(model_path)

@@ -20,15 +20,16 @@ import benchlib
 import numpy as np
 from accuracy import SHIPPED_RECIPE, hardware, run_recipe
 
-from pneumonet_core import config, evaluate
 from pneumonet_core.data import load_images, training_split
+from pneumonet_core.metrics import classification as evaluate
+from pneumonet_core.utils import config
 
 METRICS = ("accuracy", "roc_auc", "sensitivity", "specificity", "f1")
 
 
 def flip_tta_metrics(model_path: str, data_dir: Path, seed: int) -> dict:
     """Validation metrics with and without horizontal-flip TTA, each at its Youden threshold."""
-    from pneumonet_core.predict import Predictor
+    from pneumonet_core.inference import Predictor
 
     predictor = Predictor(model_path)
     _, val_frame = training_split(data_dir, val_fraction=SHIPPED_RECIPE["val_fraction"], seed=seed)

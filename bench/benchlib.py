@@ -205,7 +205,7 @@ def peak_rss_mb() -> float:
 
 def data_root() -> Path:
     """The dataset root (`PNEUMONET_DATA` or the project's default)."""
-    from pneumonet_core import config
+    from pneumonet_core.utils import config
 
     return config.data_root()
 
@@ -236,7 +236,7 @@ def benchmark_model_path() -> tuple[Path, str]:
     Returns:
         `(path, note)`: the model file and a sentence saying which model it is.
     """
-    from pneumonet_core import config
+    from pneumonet_core.utils import config
 
     shipped = config.shipped_model_path()
     if shipped.is_file():
@@ -251,8 +251,7 @@ def benchmark_model_path() -> tuple[Path, str]:
 
 
 def _save_untrained_model(path: Path, architecture: str) -> None:
-    from pneumonet_core.model import build_model, default_image_size
-    from pneumonet_core.modelio import ModelMetadata, save_model
+    from pneumonet_core.models import ModelMetadata, build_model, default_image_size, save_model
 
     model = build_model(architecture)
     metadata = ModelMetadata(
@@ -381,7 +380,7 @@ def _cli_timings(
 
 def metrics_with_intervals(y_true, y_score, threshold: float) -> dict:
     """Headline metrics at a threshold, with 95% bootstrap intervals (1,000 resamples)."""
-    from pneumonet_core import evaluate
+    from pneumonet_core.metrics import classification as evaluate
 
     metrics = evaluate.binary_metrics(y_true, y_score, threshold=threshold)
     metric_functions = {

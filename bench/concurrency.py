@@ -127,7 +127,7 @@ def arguments() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from pneumonet_core import config
+    from pneumonet_core.utils import config
 
     data = benchlib.data_root()
     test_images = sorted((data / "test" / "PNEUMONIA").iterdir()) + sorted(

@@ -3,7 +3,7 @@
 - Scanning `train/` (`scan_dataset`) and decoding all of it (`load_images`, parallel threads)
   at the shipped model's input size: median of several runs.
 - The first epoch against later ones, over the whole decoded training set through
-  `make_dataset` with augmentation, as `pneumonet_core.train` builds it. A deliberately tiny
+  `make_dataset` with augmentation, as `training.trainer` builds it. A deliberately tiny
   model keeps the epochs short, so what differs between epochs (graph tracing, iterator
   start-up) stays visible instead of drowning in convolution time.
 
@@ -57,8 +57,12 @@ def epoch_seconds(images, labels, epochs: int, batch_size: int) -> list[float]:
     """Wall-clock seconds of each epoch of a tiny model over the augmented training pipeline."""
     import keras
 
-    from pneumonet_core.augment import AugmentationConfig, build_augmentation
-    from pneumonet_core.data import class_weights, make_dataset
+    from pneumonet_core.data import (
+        AugmentationConfig,
+        build_augmentation,
+        class_weights,
+        make_dataset,
+    )
 
     keras.utils.set_random_seed(42)
     augmentation = build_augmentation(AugmentationConfig(), seed=42)
@@ -80,7 +84,7 @@ def epoch_seconds(images, labels, epochs: int, batch_size: int) -> list[float]:
 
 def measure(repeats: int, epochs: int, batch_size: int, architecture: str) -> dict:
     """All data-preparation timings for the full `train/` split."""
-    from pneumonet_core.model import default_image_size
+    from pneumonet_core.models import default_image_size
 
     image_size = default_image_size(architecture)
     scans = scan_seconds(repeats)

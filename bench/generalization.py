@@ -9,7 +9,7 @@ scored on
   `test/` is the development set: it chooses recipes, so its figures are development figures.
 
 Reported per recipe: mean ± sd over seeds of accuracy, ROC-AUC, sensitivity and specificity at
-the validation threshold, ECE and Brier score, the shortcut audit (`pneumonet_core.shortcuts`),
+the validation threshold, ECE and Brier score, the shortcut audit (`inference.shortcuts`),
 and the same for the ensemble of the seeds (mean probability). Trained models and per-model
 scores are kept under `<PNEUMONET_HOME>/generalization/`, so a rerun only trains what is
 missing. Results: `bench/results/generalization.json`; table: `docs/RECIPES.md`.
@@ -27,8 +27,9 @@ from pathlib import Path
 import benchlib
 import numpy as np
 
-from pneumonet_core import config, evaluate
-from pneumonet_core.augment import STOP7_AUGMENTATION, AugmentationConfig
+from pneumonet_core.data import STOP7_AUGMENTATION, AugmentationConfig
+from pneumonet_core.metrics import classification as evaluate
+from pneumonet_core.utils import config
 
 SPLIT_SEED = 42
 BASELINE = dict(
@@ -170,7 +171,7 @@ def work_dir() -> Path:
 
 def recipe_config(name: str, seed: int, epochs: int | None):
     """The TrainConfig of one recipe and seed."""
-    from pneumonet_core.train import TrainConfig
+    from pneumonet_core.training import TrainConfig
 
     settings = {**BASELINE, **RECIPES[name]["settings"]}
     augmentation = settings.pop("augmentation")
@@ -193,7 +194,7 @@ def recipe_config(name: str, seed: int, epochs: int | None):
 
 def train_member(name: str, seed: int, epochs: int | None) -> Path:
     """Train one recipe and seed unless its model exists; returns the model path."""
-    from pneumonet_core.train import train
+    from pneumonet_core.training import train
 
     train_config = recipe_config(name, seed, epochs)
     out = Path(train_config.out)
@@ -247,8 +248,8 @@ class EvaluationSets:
 
 def score_member(model_path: Path, sets: EvaluationSets) -> dict:
     """Scores of one trained model (cached beside it)."""
-    from pneumonet_core import shortcuts
-    from pneumonet_core.modelio import load_model
+    from pneumonet_core.inference import shortcuts
+    from pneumonet_core.models import load_model
 
     cache = model_path.with_suffix(".scores.json")
     if cache.is_file():
@@ -303,7 +304,7 @@ def mean_sd(rows: list[dict]) -> dict:
 
 
 def score_recipe(name: str, seeds: list[int], epochs: int | None, sets: EvaluationSets) -> dict:
-    from pneumonet_core.modelio import read_metadata
+    from pneumonet_core.models import read_metadata
 
     paths = [Path(recipe_config(name, seed, epochs).out) for seed in seeds]
     members = [score_member(path, sets) for path in paths]
@@ -337,8 +338,8 @@ def score_recipe(name: str, seeds: list[int], epochs: int | None, sets: Evaluati
 
 def score_reference(model_path: Path) -> dict:
     """Figures of one existing model on the same sets (its own stored threshold is ignored)."""
-    from pneumonet_core import shortcuts
-    from pneumonet_core.modelio import load_model
+    from pneumonet_core.inference import shortcuts
+    from pneumonet_core.models import load_model
 
     model, metadata = load_model(model_path)
     data = EvaluationSets().get(metadata.image_size)

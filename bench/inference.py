@@ -61,9 +61,8 @@ def cycle_timings(function, paths: list[str], runs: int) -> list[float]:
 
 def grad_cam_function(predictor):
     """What the dashboard does per upload: decode, preprocess, predict, Grad-CAM, overlay."""
-    from pneumonet_core.explain import GradCam, overlay_heatmap
-    from pneumonet_core.imaging import read_image
-    from pneumonet_core.preprocessing import resize_image
+    from pneumonet_core.imaging import read_image, resize_image
+    from pneumonet_core.inference import GradCam, overlay_heatmap
 
     grad_cam = GradCam(predictor.model, predictor.metadata.gradcam_layer)
 
@@ -118,7 +117,7 @@ def full_resolution_samples() -> list[str]:
 
 def in_process(model_path: Path, paths: list[str], runs: int, repeats: int) -> dict:
     """Everything measured inside this process with one loaded `Predictor`."""
-    from pneumonet_core.predict import Predictor
+    from pneumonet_core.inference import Predictor
 
     started = time.perf_counter()
     predictor = Predictor(model_path)

@@ -158,9 +158,9 @@ def matplotlib_images() -> list[tuple[str, str, bytes]]:
 
 def xray_sets(model_path: Path, data_dir: Path | None, limit: int) -> dict[str, list[str]]:
     """Real X-ray file lists: the model's validation split, val/, test/, unseen train/."""
-    from pneumonet_core import ood
     from pneumonet_core.data import scan_dataset
-    from pneumonet_core.modelio import read_metadata
+    from pneumonet_core.inference import ood
+    from pneumonet_core.models import read_metadata
 
     metadata = read_metadata(model_path)
     sets = {}
@@ -184,7 +184,7 @@ def xray_sets(model_path: Path, data_dir: Path | None, limit: int) -> dict[str, 
 
 def flag_rates(reasons: list[str | None]) -> dict:
     """Counts and rates of flagged inputs, in all and per reason (`ood.flag_counts`)."""
-    from pneumonet_core import ood
+    from pneumonet_core.inference import ood
 
     counts = ood.flag_counts(reasons)
     total = max(1, counts["n"])
@@ -196,7 +196,7 @@ def flag_rates(reasons: list[str | None]) -> dict:
 
 def rates_line(label: str, rates: dict) -> str:
     """One report line: a set's overall flag rate, then each reason's."""
-    from pneumonet_core import ood
+    from pneumonet_core.inference import ood
 
     by_kind = ", ".join(
         f'"{kind}" {rates[kind]["flagged"]} = {rates[kind]["rate"]:.1%}' for kind in ood.OOD_KINDS
@@ -205,7 +205,7 @@ def rates_line(label: str, rates: dict) -> str:
 
 
 def measure(model_path: Path, data_dir: Path | None, limit: int) -> dict:
-    from pneumonet_core.predict import Predictor
+    from pneumonet_core.inference import Predictor
 
     predictor = Predictor(model_path)
     corpus = pydicom_images() + sklearn_images() + matplotlib_images()

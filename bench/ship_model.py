@@ -1,7 +1,7 @@
 """Ship a recipe's seeds as one ensemble model, with its model card.
 
 The members are the models `bench/generalization.py` trained for the recipe (trained here when
-missing). They are joined into one `.keras` file (`pneumonet_core.ensemble`), calibrated with
+missing). They are joined into one `.keras` file (`pneumonet_core.models.ensemble`), calibrated with
 Platt scaling fitted on `test/`, and given the threshold that maximises Youden's J on `test/`.
 `test/` is the development set: it chose the recipe, the calibration and the threshold, so
 its figures are development figures and labelled so. The OOD guard is fitted on the training
@@ -23,7 +23,9 @@ import generalization
 import numpy as np
 import pandas as pd
 
-from pneumonet_core import config, evaluate, modelcard
+from pneumonet_core.governance import modelcard
+from pneumonet_core.metrics import classification as evaluate
+from pneumonet_core.utils import config
 
 DEVELOPMENT_SET = (
     "test/: half of the official Kermany et al. test split (314 images: 118 NORMAL, 196 "
@@ -37,8 +39,7 @@ def load_members(recipe: str, seeds: list[int], epochs: int | None) -> list[Path
 
 def member_mean_logits(paths: list[Path], sets) -> tuple[list, dict, dict, int]:
     """Members, their mean logit per image set, the labels, and the input size."""
-    from pneumonet_core.ensemble import member_logits
-    from pneumonet_core.modelio import load_model
+    from pneumonet_core.models import load_model, member_logits
 
     loaded = [load_model(path) for path in paths]
     members = [model for model, _ in loaded]
@@ -56,8 +57,8 @@ def sigmoid(values: np.ndarray) -> np.ndarray:
 
 
 def fit_ood(model, seed: int = 42):
-    from pneumonet_core import ood
     from pneumonet_core.data import load_images, training_split
+    from pneumonet_core.inference import ood
 
     train_frame, val_frame = training_split(
         benchlib.data_root(), val_fraction=0.2, seed=generalization.SPLIT_SEED
@@ -86,9 +87,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     started = time.monotonic()
-    from pneumonet_core import ood, shortcuts
-    from pneumonet_core.ensemble import build_ensemble, fit_platt
-    from pneumonet_core.modelio import ModelMetadata, save_model
+    from pneumonet_core.inference import ood, shortcuts
+    from pneumonet_core.models import ModelMetadata, build_ensemble, fit_platt, save_model
 
     paths = load_members(args.recipe, args.seeds, args.epochs)
     sets = generalization.EvaluationSets()
@@ -153,7 +153,7 @@ def main() -> int:
 
 
 def build_card(args, model, metadata, figures, audit, statistics, counts, recipe, platt, trainings):
-    """The model card (`pneumonet_core.modelcard.build_model_card`) of the shipped ensemble."""
+    """The model card (`governance.modelcard.build_model_card`) of the shipped ensemble."""
     seeds = ", ".join(str(seed) for seed in args.seeds)
     minutes = [record["duration_s"] / 60 for record in trainings]
     return modelcard.build_model_card(

@@ -100,7 +100,7 @@ def arguments() -> argparse.ArgumentParser:
 
 @benchlib.benchmark(NAME, arguments=arguments, table=table)
 def main(args: argparse.Namespace) -> dict:
-    from pneumonet_core.modelio import read_metadata
+    from pneumonet_core.models import read_metadata
 
     result = {}
     model_path, result["model_note"] = benchlib.benchmark_model_path()

@@ -5,7 +5,7 @@ measures training images/second three ways, each after a warm-up epoch, as the m
 several epochs:
 
 - pipeline: `load_images` + `make_dataset(training=True, augmentation=...)` with class weights,
-  exactly as `pneumonet_core.train` feeds `model.fit`;
+  exactly as `pneumonet_core.training.trainer` feeds `model.fit`;
 - ceiling: the same model fed one pre-materialised, already augmented batch repeated (no
   decoding, shuffling or augmentation left to do), the most the model can take;
 - pipeline alone: iterating the dataset without a model (how fast decoding is not needed
@@ -31,7 +31,7 @@ TARGET_RATIO = 0.9
 
 
 def compile_like_training(model) -> None:
-    """Adam + binary cross-entropy + the metrics `pneumonet_core.train` tracks."""
+    """Adam + binary cross-entropy + the metrics `pneumonet_core.training.trainer` tracks."""
     import keras
 
     model.compile(
@@ -123,9 +123,14 @@ def measure_architecture(architecture: str, per_class: int, epochs: int, batch_s
     """Images/second through the pipeline and at the ceiling, for one architecture."""
     import keras
 
-    from pneumonet_core.augment import AugmentationConfig, build_augmentation
-    from pneumonet_core.data import class_weights, load_images, make_dataset
-    from pneumonet_core.model import build_model, default_image_size
+    from pneumonet_core.data import (
+        AugmentationConfig,
+        build_augmentation,
+        class_weights,
+        load_images,
+        make_dataset,
+    )
+    from pneumonet_core.models import build_model, default_image_size
 
     keras.utils.set_random_seed(42)
     image_size = default_image_size(architecture)
@@ -195,7 +200,7 @@ def augmentation_costs(image_size: int, batch_size: int, batches: int = 10) -> d
     import keras
     import tensorflow as tf
 
-    from pneumonet_core.augment import AugmentationConfig, build_augmentation
+    from pneumonet_core.data import AugmentationConfig, build_augmentation
 
     images = tf.random.uniform((batch_size, image_size, image_size, 1), seed=1)
     config = AugmentationConfig()

@@ -2,7 +2,7 @@
 displayed prediction once per session, and the entries the Audit page lists and downloads.
 
 An entry never holds pixels, file names or DICOM patient fields: an upload is named by the
-SHA-256 of its bytes (`pneumonet_core.audit`). A failed write never loses a prediction or
+SHA-256 of its bytes (`pneumonet_core.governance.audit`). A failed write never loses a prediction or
 undoes an action: `record` returns the failure for a one-line notice.
 """
 
@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth
-from pneumonet_core import audit, audited
+from pneumonet_core.governance import audit, audited
 
 PREDICT_SOURCE = "dashboard:Predict"
 AUDITED_KEY = "audit_recorded_predictions"  # session state: the predictions recorded so far

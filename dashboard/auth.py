@@ -252,7 +252,7 @@ def record_sign_in_once(current: Access) -> None:
     if not current.signed_in or st.session_state.get(SIGN_IN_RECORDED_KEY):
         return
     st.session_state[SIGN_IN_RECORDED_KEY] = True
-    from pneumonet_core import audit
+    from pneumonet_core.governance import audit
 
     details = {"role": current.role or "none", "email_verified": current.email is not None}
     try:

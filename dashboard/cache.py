@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from pneumonet_core import registry
+from pneumonet_core.governance import registry
 
 
 def file_signature(path: str | os.PathLike) -> str:
@@ -61,10 +61,10 @@ def cached_predictor(path_text: str, signature: str) -> Any:
             loaded again).
 
     Returns:
-        A `pneumonet_core.predict.Predictor`.
+        A `pneumonet_core.inference.predict.Predictor`.
     """
     del signature  # part of the cache key only: a replaced file is loaded again
-    from pneumonet_core.predict import Predictor
+    from pneumonet_core.inference import Predictor
 
     return Predictor(Path(path_text))
 
@@ -76,7 +76,7 @@ def load_predictor(path: str | os.PathLike | None = None) -> Any:
         path: A `.keras` file; the active model (`registry.active_model_path()`) when None.
 
     Returns:
-        A `pneumonet_core.predict.Predictor` at the file's own threshold.
+        A `pneumonet_core.inference.predict.Predictor` at the file's own threshold.
 
     Raises:
         FileNotFoundError: No model exists at that path.

@@ -232,7 +232,7 @@ def calibration(bins: dict[str, np.ndarray], *, ece: float) -> go.Figure:
     """Reliability diagram: observed pneumonia rate per predicted-probability bin.
 
     Args:
-        bins: From `pneumonet_core.evaluate.calibration_bins`.
+        bins: From `pneumonet_core.metrics.classification.calibration_bins`.
         ece: Expected calibration error, for the title.
 
     Returns:

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import text
-from pneumonet_core import config
+from pneumonet_core.utils import config
 
 EVALUABLE_SPLITS = ("val", "test")
 

@@ -74,14 +74,14 @@ def validation_split_settings(model_path: str) -> dict[str, Any]:
 
     Returns:
         `data_dir`, `val_fraction`, `seed` and `subset_per_class`, as the core reads them from
-        the model's metadata (`pneumonet_core.ood.training_split_settings`; its defaults when
+        the model's metadata (`inference.ood.training_split_settings`; its defaults when
         the file does not exist or recorded none).
 
     Raises:
         ModelLoadError: The model file exists but its metadata cannot be read.
     """
-    from pneumonet_core import ood
-    from pneumonet_core.modelio import read_metadata
+    from pneumonet_core.inference import ood
+    from pneumonet_core.models import read_metadata
 
     metadata = read_metadata(model_path) if Path(model_path).is_file() else None
     return ood.training_split_settings(metadata)
@@ -104,7 +104,7 @@ def evaluation_set(
             `FOLDER_SPLIT` (every image of a folder holding NORMAL/ and PNEUMONIA/).
         folder: The dataset root (validation) or the folder to evaluate.
         val_fraction: Share of patients held out (validation only; default: the core's,
-            `pneumonet_core.ood.training_split_settings`).
+            `pneumonet_core.inference.ood.training_split_settings`).
         seed: Split seed (validation only; default: the core's).
         subset_per_class: The training subset the split was carved from, if any.
         max_per_class: Keep at most this many images per class (a quicker look).
@@ -115,7 +115,8 @@ def evaluation_set(
     Raises:
         ValueError: The folder has no usable images (the message says why).
     """
-    from pneumonet_core import data, ood
+    from pneumonet_core import data
+    from pneumonet_core.inference import ood
 
     if kind == VALIDATION_SPLIT:
         defaults = ood.training_split_settings()
@@ -202,7 +203,7 @@ def model_scores(
 def _shortcut_audit_cached(
     model_path: str, signature: str, paths: tuple[str, ...], labels: tuple[int, ...]
 ) -> dict[str, Any]:
-    from pneumonet_core import shortcuts
+    from pneumonet_core.inference import shortcuts
 
     predictor = cache.cached_predictor(model_path, signature)
     loaded, kept_labels = _load_labelled(predictor, paths, labels)
@@ -215,7 +216,7 @@ def shortcut_audit(model_path: str, evaluation: EvaluationSet) -> dict[str, Any]
     """The shortcut audit of a model on a labelled set (cached per model file version).
 
     Returns:
-        `pneumonet_core.shortcuts.audit`'s figures: ROC-AUC with the lungs hidden, with the
+        `inference.shortcuts.audit`'s figures: ROC-AUC with the lungs hidden, with the
         outside hidden, and the Grad-CAM share inside the lungs.
 
     Raises:
@@ -229,9 +230,9 @@ def shortcut_audit(model_path: str, evaluation: EvaluationSet) -> dict[str, Any]
 
 def shortcut_targets() -> dict[str, float]:
     """The audit's targets (lungs-hidden AUC at most, outside-hidden largest drop)."""
-    from pneumonet_core.shortcuts import TARGETS
+    from pneumonet_core.inference import shortcuts
 
-    return dict(TARGETS)
+    return dict(shortcuts.TARGETS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,8 +18,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache, models, text
-from pneumonet_core import audit, imaging
-from pneumonet_core.ood import SIMPLE_CHECKS_SUMMARY
+from pneumonet_core import imaging
+from pneumonet_core.governance import audit
+from pneumonet_core.inference import SIMPLE_CHECKS_SUMMARY
 
 SIMPLE_OOD_CHECKS = SIMPLE_CHECKS_SUMMARY  # what is flagged without feature statistics
 UPLOAD_CACHE_ENTRIES = 64
@@ -154,7 +155,7 @@ def predict_upload(
 
 
 def overlay_image(image: np.ndarray, heatmap: np.ndarray, opacity: float) -> np.ndarray:
-    """Blend a heatmap over an image (`pneumonet_core.explain.overlay_heatmap`).
+    """Blend a heatmap over an image (`pneumonet_core.inference.explain.overlay_heatmap`).
 
     Args:
         image: float32 (H, W) in [0, 1].
@@ -164,7 +165,7 @@ def overlay_image(image: np.ndarray, heatmap: np.ndarray, opacity: float) -> np.
     Returns:
         uint8 RGB array (H, W, 3).
     """
-    from pneumonet_core import explain
+    from pneumonet_core.inference import explain
 
     return explain.overlay_heatmap(image, heatmap, opacity)
 

@@ -199,7 +199,7 @@ def shortcut_block(audit: dict, targets: dict) -> None:
     """The three shortcut-audit figures against their targets.
 
     Args:
-        audit: `pneumonet_core.shortcuts.audit`'s result (or the model card's copy).
+        audit: `pneumonet_core.inference.shortcuts.audit`'s result (or the model card's copy).
         targets: `lungs_hidden_auc_max` and `outside_hidden_auc_max_drop`.
     """
     met = audit.get("meets_targets", {})

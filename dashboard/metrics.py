@@ -1,7 +1,7 @@
 """Metrics, curve data and tables of a model's scores at a threshold, for the Evaluate page.
 
 Everything is recomputed from `evaluation.ModelScores` (cheap), so moving the threshold never
-predicts again. The numbers come from `pneumonet_core.evaluate` (NumPy and scikit-learn only).
+predicts again. The numbers come from `metrics.classification` (NumPy and scikit-learn only).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ REPORT_ROWS = ("macro avg", "weighted avg")
 
 
 def metrics_at(scores: ModelScores, threshold: float) -> dict[str, Any]:
-    """Headline metrics at a threshold (`pneumonet_core.evaluate.binary_metrics`).
+    """Headline metrics at a threshold (`pneumonet_core.metrics.classification.binary_metrics`).
 
     Args:
         scores: A model's predictions.
@@ -28,14 +28,14 @@ def metrics_at(scores: ModelScores, threshold: float) -> dict[str, Any]:
         Metric name to value (sensitivity, specificity, roc_auc, ..., `n`), and
         `confusion_matrix` as `{"tn", "fp", "fn", "tp"}` counts.
     """
-    from pneumonet_core import evaluate
+    from pneumonet_core.metrics import classification as evaluate
 
     return evaluate.binary_metrics(scores.labels, scores.scores, threshold=threshold)
 
 
 def classification_report(scores: ModelScores, threshold: float) -> pd.DataFrame:
     """Per-class precision, recall, F1 and support as a table."""
-    from pneumonet_core import evaluate
+    from pneumonet_core.metrics import classification as evaluate
 
     report = evaluate.classification_report_dict(scores.labels, scores.scores, threshold=threshold)
     rows = {
@@ -56,7 +56,7 @@ def roc_curve(scores: ModelScores, threshold: float) -> dict[str, Any]:
         `name`, `fpr` and `tpr` (arrays in [0, 1]), `auc`, and `operating_point` as
         `(false positive rate, sensitivity, threshold)`.
     """
-    from pneumonet_core import evaluate
+    from pneumonet_core.metrics import classification as evaluate
 
     points = evaluate.roc_curve_points(scores.labels, scores.scores)
     metrics = metrics_at(scores, threshold)
@@ -76,7 +76,7 @@ def pr_curve(scores: ModelScores, threshold: float) -> dict[str, Any]:
         `name`, `recall` and `precision` (arrays in [0, 1]), `auc` (average precision), and
         `operating_point` as `(sensitivity, precision, threshold)`.
     """
-    from pneumonet_core import evaluate
+    from pneumonet_core.metrics import classification as evaluate
 
     points = evaluate.pr_curve_points(scores.labels, scores.scores)
     metrics = metrics_at(scores, threshold)
@@ -92,7 +92,7 @@ def pr_curve(scores: ModelScores, threshold: float) -> dict[str, Any]:
 
 def calibration(scores: ModelScores, n_bins: int = 10) -> tuple[dict[str, np.ndarray], float]:
     """Reliability-diagram bins and the expected calibration error."""
-    from pneumonet_core import evaluate
+    from pneumonet_core.metrics import classification as evaluate
 
     bins = evaluate.calibration_bins(scores.labels, scores.scores, n_bins=n_bins)
     ece = evaluate.expected_calibration_error(scores.labels, scores.scores, n_bins=n_bins)
@@ -101,7 +101,7 @@ def calibration(scores: ModelScores, n_bins: int = 10) -> tuple[dict[str, np.nda
 
 def suggested_thresholds(scores: ModelScores) -> dict[str, float]:
     """Useful thresholds: the model's own, Youden's J, and 95% sensitivity (each in [0, 1])."""
-    from pneumonet_core import evaluate
+    from pneumonet_core.metrics import classification as evaluate
 
     suggestions = {"model's threshold": scores.threshold}
     if len(set(scores.labels.tolist())) == 2:

@@ -2,7 +2,7 @@
 the site operating point saved from the Evaluate page.
 
 Every change needs the role "ml" (`auth.may`, checked here again when it runs), goes through
-`pneumonet_core.registry` (the MLflow Model Registry) and is recorded in the audit trail for
+`governance.registry` (the MLflow Model Registry) and is recorded in the audit trail for
 the current user (`audit_log`). MLflow is imported only when a tracking store exists, so
 nothing here slows the Home page down.
 """
@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from dashboard import audit_log, auth, cache
-from pneumonet_core import audited, config, registry
+from pneumonet_core.governance import audited, registry
+from pneumonet_core.utils import config
 
 RUNS_SOURCE = "dashboard:Runs"
 EVALUATE_SOURCE = "dashboard:Evaluate"
@@ -79,7 +80,7 @@ def promote(model: str | os.PathLike, *, source: str = RUNS_SOURCE) -> Any:
     Raises:
         PermissionError: The user's role is not "ml".
         ValueError: Neither a model file nor a run with a model (`registry.promote`).
-        pneumonet_core.modelio.ModelLoadError: The model does not load in safe mode.
+        pneumonet_core.models.modelio.ModelLoadError: The model does not load in safe mode.
     """
     _require_ml_role("promote a model")
     version, result = audited.promote(model, source=source, email=auth.signed_in_email())
@@ -93,7 +94,7 @@ def rollback(version: int | str, *, source: str = RUNS_SOURCE) -> Any:
     Raises:
         PermissionError: The user's role is not "ml".
         ValueError: An unknown version.
-        pneumonet_core.modelio.ModelLoadError: Its stored file is missing or changed.
+        pneumonet_core.models.modelio.ModelLoadError: Its stored file is missing or changed.
     """
     _require_ml_role("roll back the model")
     found, result = audited.rollback(version, source=source, email=auth.signed_in_email())

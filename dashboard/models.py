@@ -1,11 +1,12 @@
 """Models as the pages show them: summaries from metadata and card, the active model, the models
 that can be picked, and promotion of a trained model to the active one.
 
-The active model is resolved by `pneumonet_core.registry.resolve_model` (`PNEUMONET_MODEL`,
+The active model is resolved by `governance.registry.resolve_model` (`PNEUMONET_MODEL`,
 else the registry's active version, else the shipped model); promotion registers a version
 (`dashboard.model_registry`). Summaries are read without TensorFlow (from the `.keras` file's
-metadata and the model card, read and parsed by `pneumonet_core.modelcard`), cached per file
-version. MLflow is imported only when a tracking store exists.
+metadata and the model card, read and parsed by `governance.modelcard`), cached per file
+version. MLflow is imported only when a tracking store exists, and the store is asked for
+the active version once per change of its state (`registry.registry_state`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 import streamlit as st
 
 from dashboard import cache, model_registry, runs
-from pneumonet_core import config, registry
+from pneumonet_core.governance import registry
+from pneumonet_core.utils import config
 
 ACTIVE_MODEL_PREFIX = "Active model: "
 
@@ -47,7 +49,7 @@ class ModelSummary:
             card's development figures), possibly empty.
         development_intervals: Their 95% confidence intervals.
         development_label: What those images are, as the card words it.
-        shortcut_audit: The card's shortcut audit (`pneumonet_core.shortcuts.audit`), or {}.
+        shortcut_audit: The card's shortcut audit (`inference.shortcuts.audit`), or {}.
     """
 
     path: str
@@ -71,7 +73,14 @@ class ModelSummary:
 
 def resolved_model() -> registry.ResolvedModel:
     """The model the dashboard uses when none is picked, with its registry version and site
-    operating point (`registry.resolve_model`; read afresh on every call)."""
+    operating point: `registry.resolve_model`, asked again only when `registry_state()`
+    changes (a promotion, a rollback, a new operating point), not on every page run."""
+    return _resolved_for_state(registry.registry_state())
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _resolved_for_state(state: tuple) -> registry.ResolvedModel:
+    del state  # the cache key only
     return registry.resolve_model()
 
 
@@ -105,8 +114,9 @@ def _metadata_dict(metadata: Any) -> dict[str, Any]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelSummary:
     del signature  # part of the cache key only
-    from pneumonet_core import modelcard, modelio
-    from pneumonet_core.ood import OOD_ENTRY
+    from pneumonet_core.governance import modelcard
+    from pneumonet_core.inference import OOD_ENTRY
+    from pneumonet_core.models import modelio
 
     path = Path(path_text)
     metadata = _metadata_dict(modelio.read_metadata(path))
@@ -164,7 +174,7 @@ def model_limitations() -> list[str]:
         summary = None
     if summary is not None and summary.limitations:
         return summary.limitations
-    from pneumonet_core import modelcard
+    from pneumonet_core.governance import modelcard
 
     return list(modelcard.LIMITATIONS)
 
@@ -220,7 +230,7 @@ def promote_model(model_path: str | os.PathLike, *, source: str = "dashboard:Tra
 
     Raises:
         PermissionError: The user's role is not "ml".
-        pneumonet_core.modelio.ModelLoadError: The file is not a loadable model.
+        pneumonet_core.models.modelio.ModelLoadError: The file is not a loadable model.
         ValueError: The file is missing.
         OSError: The registry's folder cannot be written.
     """

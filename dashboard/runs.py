@@ -1,6 +1,6 @@
 """Recorded training runs: the run table, metric histories, run names and the models runs saved.
 
-MLflow is imported lazily, through `pneumonet_core.tracking`, and only when a run store exists.
+MLflow is imported lazily, through `governance.tracking`, and only when a run store exists.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pneumonet_core import config
+from pneumonet_core.utils import config
 
 KEY_RUN_METRICS = (
     "final_val_roc_auc",
@@ -68,7 +68,7 @@ def runs_table() -> pd.DataFrame:
     """
     if not tracking_store_exists():
         return pd.DataFrame()
-    from pneumonet_core import tracking
+    from pneumonet_core.governance import tracking
 
     runs = tracking.list_runs()
     if runs.empty:
@@ -116,7 +116,7 @@ def run_history(run_id: str) -> pd.DataFrame:
     Returns:
         The history (empty when nothing is recorded yet).
     """
-    from pneumonet_core import tracking
+    from pneumonet_core.governance import tracking
 
     return tracking.metric_history(run_id)
 
@@ -124,7 +124,7 @@ def run_history(run_id: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=64)
 def mlflow_run_name(run_id: str) -> str | None:
     """The name MLflow shows for a run (looked up once per run id), or None when it has none."""
-    from pneumonet_core import tracking
+    from pneumonet_core.governance import tracking
 
     return tracking.run_info(run_id)["tags"].get("mlflow.runName")
 
@@ -153,7 +153,7 @@ def promotable_runs() -> dict[str, str]:
 
     Returns:
         Display label ("Run calm-owl-12 (2025-01-31 14:02)") to run id;
-        `pneumonet_core.registry.promote` takes the run id and registers that run's own model
+        `governance.registry.promote` takes the run id and registers that run's own model
         (the copy logged in the run, whatever has since been written to its output path).
     """
     runs = _runs_with_models()
@@ -170,7 +170,7 @@ def _runs_with_models() -> pd.DataFrame | None:
     """Every recorded run, when some run recorded where it saved its model; else None."""
     if not tracking_store_exists():
         return None
-    from pneumonet_core import tracking
+    from pneumonet_core.governance import tracking
 
     runs = tracking.list_runs()
     return None if runs.empty or MODEL_PATH_TAG not in runs.columns else runs

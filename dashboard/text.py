@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 import pneumonet_core
-from pneumonet_core.errors import first_line
+from pneumonet_core.utils import first_line
 
 
 def intended_use() -> str:

@@ -1,7 +1,7 @@
 """The background training job as the Train page shows it: its summary, starting and stopping
 it, and the settings the form offers.
 
-The job runs in another process (`pneumonet_core.jobs`); its state lives in the job status file,
+The job runs in another process (`training.jobs`); its state lives in the job status file,
 so every session sees the same job.
 """
 
@@ -183,7 +183,7 @@ def training_defaults() -> dict[str, Any]:
     Returns:
         Setting name to default value.
     """
-    from pneumonet_core.train import TrainConfig
+    from pneumonet_core.training import TrainConfig
 
     return TrainConfig().to_dict()
 
@@ -197,8 +197,8 @@ def form_fields() -> list[FormField]:
     Raises:
         KeyError: The layout names a setting `TrainConfig` does not have.
     """
-    from pneumonet_core.settings import settings_of
-    from pneumonet_core.train_config import TrainConfig
+    from pneumonet_core.training import TrainConfig
+    from pneumonet_core.utils import settings_of
 
     settings = {".".join(item.path): item for item in settings_of(TrainConfig)}
     defaults = TrainConfig()
@@ -267,14 +267,14 @@ def form_settings(data_dir: str, values: dict[str, Any]) -> dict[str, Any]:
 
 def architectures() -> list[str]:
     """The architecture names the core can build."""
-    from pneumonet_core import model
+    from pneumonet_core.models import architectures as model
 
     return sorted(model.ARCHITECTURES)
 
 
 def default_image_size(architecture: str) -> int:
     """The input size an architecture is designed for."""
-    from pneumonet_core import model
+    from pneumonet_core.models import architectures as model
 
     return int(model.default_image_size(architecture))
 
@@ -285,7 +285,7 @@ def job_summary() -> JobSummary | None:
     Returns:
         The job, or None when no job has ever run here.
     """
-    from pneumonet_core import jobs
+    from pneumonet_core.training import jobs
 
     status = jobs.read_job_status()
     if status is None:
@@ -335,10 +335,9 @@ def start_training(settings: dict[str, Any]) -> JobSummary:
     Raises:
         PermissionError: The user's role is not "ml" (`auth.may`).
         ValueError: A setting is invalid (the message names it).
-        pneumonet_core.jobs.JobAlreadyRunning: Another job is running.
+        pneumonet_core.training.jobs.JobAlreadyRunning: Another job is running.
     """
-    from pneumonet_core import jobs
-    from pneumonet_core.train import TrainConfig
+    from pneumonet_core.training import TrainConfig, jobs
 
     require_ml_role("start training")
     jobs.start_training_job(
@@ -350,7 +349,7 @@ def start_training(settings: dict[str, Any]) -> JobSummary:
 def stop_training() -> None:
     """Ask the running job to stop after its current batch (it keeps its best model); raises
     PermissionError unless the user's role is "ml"."""
-    from pneumonet_core import jobs
+    from pneumonet_core.training import jobs
 
     require_ml_role("stop training")
     jobs.request_stop(user=auth.signed_in_email(), source=AUDIT_SOURCE)
@@ -364,7 +363,7 @@ def require_ml_role(action: str) -> None:
 
 def job_log_tail(lines: int = 30) -> str:
     """The last lines of the job's output log (for a failed run's details)."""
-    from pneumonet_core import jobs
+    from pneumonet_core.training import jobs
 
     try:
         log = jobs.log_path().read_text(encoding="utf-8", errors="replace")

@@ -156,8 +156,8 @@ def untrained_model_path(tmp_path_factory) -> Path:
     """A PneumoNet file holding an untrained seed model at image_size 32 (threshold 0.5)."""
     import keras
 
-    from pneumonet_core.model import build_model
-    from pneumonet_core.modelio import ModelMetadata, save_model
+    from pneumonet_core.models.architectures import build_model
+    from pneumonet_core.models.modelio import ModelMetadata, save_model
 
     keras.utils.set_random_seed(1)
     model = build_model("seed", TINY_IMAGE_SIZE)
@@ -186,7 +186,7 @@ class TrainedRun:
 
 def tiny_train_config(data_dir: Path, out: Path | None, **overrides):
     """The suite's standard tiny training run: seed CNN, 32 px, 2 epochs, batch 8."""
-    from pneumonet_core.train import TrainConfig
+    from pneumonet_core.training.trainer import TrainConfig
 
     values = {
         "data_dir": str(data_dir),
@@ -211,7 +211,7 @@ def train_config_factory():
 @pytest.fixture(scope="session")
 def trained(synthetic_data, tmp_path_factory) -> TrainedRun:
     """Train the tiny model once (with its own PNEUMONET_HOME) and share it across tests."""
-    from pneumonet_core.train import train
+    from pneumonet_core.training.trainer import train
 
     home = tmp_path_factory.mktemp("trained_home")
     config = tiny_train_config(synthetic_data, home / "out" / "tiny.keras", run_name="tiny")

@@ -61,8 +61,8 @@ def build_tiny_model(path: Path, *, threshold: float = 0.5, name: str = "tiny-te
     Returns:
         The path written.
     """
-    from pneumonet_core import model as model_module
-    from pneumonet_core import modelio
+    from pneumonet_core.models import architectures as model_module
+    from pneumonet_core.models import modelio
 
     network = model_module.build_model("seed", image_size=TINY_IMAGE_SIZE)
     metadata = modelio.ModelMetadata(

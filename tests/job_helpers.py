@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pneumonet_core import jobs
+from pneumonet_core.training import jobs
 
 JOB_TIMEOUT_S = 180
 

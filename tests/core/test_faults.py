@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from job_helpers import wait_until
 
-from pneumonet_core import cli, tracking
+from pneumonet_core import cli
 from pneumonet_core.data import DatasetError
-from pneumonet_core.jobs import JobAlreadyRunning, read_job_status, start_training_job
-from pneumonet_core.modelio import check_writable_destination, load_model, save_model
+from pneumonet_core.governance import tracking
+from pneumonet_core.models.modelio import check_writable_destination, load_model, save_model
+from pneumonet_core.training.jobs import JobAlreadyRunning, read_job_status, start_training_job
 
 
 def kill_and_reap(pid: int) -> None:
@@ -145,7 +146,7 @@ def test_corrupt_training_image_stops_training_with_its_path(
     data_with_corrupt_image, train_config_factory, capsys
 ):
     root, corrupt = data_with_corrupt_image
-    from pneumonet_core.train import train
+    from pneumonet_core.training.trainer import train
 
     with pytest.raises(DatasetError, match=rf"cannot read {corrupt}: .*damaged or truncated"):
         train(train_config_factory(root, None, on_error="raise"), verbose=0)
@@ -160,7 +161,7 @@ def test_corrupt_training_image_is_skipped_and_reported(
     data_with_corrupt_image, train_config_factory
 ):
     root, corrupt = data_with_corrupt_image
-    from pneumonet_core.train import prepare_data
+    from pneumonet_core.training.trainer import prepare_data
 
     prepared = prepare_data(train_config_factory(root, None, on_error="skip"))
     assert [path for path, _ in prepared.skipped] == [str(corrupt)]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pneumonet_core import tracking
-from pneumonet_core.modelio import load_model, read_metadata
+from pneumonet_core.governance import tracking
+from pneumonet_core.models.modelio import load_model, read_metadata
 
 pytestmark = pytest.mark.slow
 

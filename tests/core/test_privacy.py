@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from hostile_files import chest_like, synthetic_dicom
 
-from pneumonet_core import config
 from pneumonet_core.imaging import PATIENT_FIELDS, read_dicom_header, read_image
-from pneumonet_core.predict import Predictor
+from pneumonet_core.inference.predict import Predictor
+from pneumonet_core.utils import config
 
 PATIENT_NAME = "Doe^Jane"
 PATIENT_ID = "SECRET-4711"

@@ -30,9 +30,9 @@ from hostile_files import (
 
 from pneumonet_core import cli
 from pneumonet_core.imaging import ImageReadError, read_image, read_image_with_info
-from pneumonet_core.ood import NOT_A_CHEST_XRAY
-from pneumonet_core.predict import Predictor
-from pneumonet_core.preprocessing import resize_image
+from pneumonet_core.imaging.preprocessing import resize_image
+from pneumonet_core.inference.ood import NOT_A_CHEST_XRAY
+from pneumonet_core.inference.predict import Predictor
 
 CORPUS = hostile_corpus()
 

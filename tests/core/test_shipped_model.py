@@ -10,11 +10,13 @@ import json
 
 import pytest
 
-from pneumonet_core import CLASS_NAMES, config
-from pneumonet_core.cli import main
-from pneumonet_core.modelcard import read_model_card, render_markdown
-from pneumonet_core.modelio import read_metadata
-from pneumonet_core.ood import load_statistics
+from pneumonet_core import CLASS_NAMES
+from pneumonet_core.cli.main import main
+from pneumonet_core.governance.modelcard import read_model_card
+from pneumonet_core.governance.modelcard_markdown import render_markdown
+from pneumonet_core.inference.ood import load_statistics
+from pneumonet_core.models.modelio import read_metadata
+from pneumonet_core.utils import config
 
 MAX_SIZE_MB = 20.0
 # Goals for the validation split (in distribution), which the model must meet there.
@@ -67,7 +69,7 @@ def _scores(model_path, folder_or_frame):
     import numpy as np
 
     from pneumonet_core.data import load_images
-    from pneumonet_core.modelio import load_model
+    from pneumonet_core.models.modelio import load_model
 
     model, metadata = load_model(model_path)
     images = load_images(folder_or_frame["path"], metadata.image_size).images
@@ -81,8 +83,8 @@ def _scores(model_path, folder_or_frame):
 
 
 def test_development_figures_are_measured_on_test(shipped_path, card, real_data):
-    from pneumonet_core import evaluate
     from pneumonet_core.data import scan_dataset
+    from pneumonet_core.metrics import classification as evaluate
 
     labels, scores, threshold = _scores(shipped_path, scan_dataset(real_data / "test").frame)
     measured = evaluate.binary_metrics(labels, scores, threshold=threshold)
@@ -96,8 +98,8 @@ def test_development_figures_are_measured_on_test(shipped_path, card, real_data)
 
 
 def test_validation_figures_are_measured_and_meet_the_goals(shipped_path, card, real_data):
-    from pneumonet_core import evaluate
     from pneumonet_core.data import training_split
+    from pneumonet_core.metrics import classification as evaluate
 
     split_seed = read_metadata(shipped_path).training["split_seed"]
     _, val_frame = training_split(real_data, val_fraction=0.2, seed=split_seed)

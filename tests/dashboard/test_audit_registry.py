@@ -21,7 +21,7 @@ from dashboard_fixtures import (
 )
 from streamlit.testing.v1 import AppTest
 
-from pneumonet_core import audit, registry
+from pneumonet_core.governance import audit, registry
 
 ML_USER = "ml@site.example"
 
@@ -168,7 +168,7 @@ def test_a_subset_cannot_be_saved_as_the_site_operating_point(home, tiny_models,
 
 
 def test_the_runs_page_promotes_a_finished_run_and_rolls_back(home, tiny_models, tmp_path):
-    from pneumonet_core import tracking
+    from pneumonet_core.governance import tracking
 
     first, second = tiny_models
     mlflow = tracking.configure()

@@ -215,7 +215,7 @@ def test_a_visitor_gets_the_sign_in_page_alone(home):
 
 
 def test_a_clinician_gets_home_predict_and_evaluate_only(home):
-    from pneumonet_core import audit
+    from pneumonet_core.governance import audit
 
     app = run_home(signed_in(CLINICIAN, email_verified=True), SIGN_IN_ON)
     app.run()  # a rerun of the same session records no second sign-in

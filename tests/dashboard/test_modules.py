@@ -13,7 +13,7 @@ from dashboard_fixtures import HOME_SCRIPT, PROJECT_ROOT
 
 from dashboard import charts, inference, models, report
 from dashboard import text as dashboard_text
-from pneumonet_core import ood
+from pneumonet_core.inference import ood
 
 
 def test_home_does_not_import_tensorflow_keras_or_mlflow(tmp_path):
@@ -150,7 +150,7 @@ def test_model_summary_says_whether_the_model_carries_ood_statistics(
 
 def test_train_form_fields_take_their_defaults_from_train_config():
     from dashboard import training
-    from pneumonet_core.train_config import TrainConfig
+    from pneumonet_core.training.train_config import TrainConfig
 
     defaults = TrainConfig()
     fields = training.form_fields()
@@ -166,3 +166,26 @@ def test_train_form_fields_take_their_defaults_from_train_config():
     assert TrainConfig.from_dict(untouched) == TrainConfig(
         data_dir="data", image_size=defaults.resolved_image_size()
     )
+
+
+def test_active_model_is_resolved_once_per_registry_change(tmp_path, monkeypatch):
+    """Page runs reuse the resolved model until the registry's store changes."""
+    from pneumonet_core.governance import registry
+
+    database = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    monkeypatch.delenv("PNEUMONET_MODEL", raising=False)
+    calls = []
+
+    def counting_resolve():
+        calls.append(1)
+        return registry.ResolvedModel(tmp_path / "model.keras", "shipped")
+
+    monkeypatch.setattr(registry, "resolve_model", counting_resolve)
+    for _ in range(3):
+        models.resolved_model()
+    assert len(calls) == 1
+    database.write_bytes(b"a promotion changed the store")
+    models.resolved_model()
+    models.resolved_model()
+    assert len(calls) == 2

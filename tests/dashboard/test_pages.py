@@ -25,7 +25,7 @@ from dashboard_fixtures import (
 )
 from streamlit.testing.v1 import AppTest
 
-from pneumonet_core import ood_checks
+from pneumonet_core.inference import ood_checks
 
 
 @pytest.fixture(scope="module")
@@ -218,9 +218,9 @@ def test_a_photo_is_flagged_as_not_an_xray_and_its_label_marked_unreliable(dashb
 @pytest.fixture(scope="module")
 def guarded_model(tmp_path_factory) -> Path:
     """A tiny model whose OOD statistics were fitted on noise pictures like `png_bytes`."""
-    from pneumonet_core import ood
-    from pneumonet_core.modelio import load_model
-    from pneumonet_core.preprocessing import preprocess_image
+    from pneumonet_core.imaging.preprocessing import preprocess_image
+    from pneumonet_core.inference import ood
+    from pneumonet_core.models.modelio import load_model
 
     path = build_tiny_model(tmp_path_factory.mktemp("guarded_model") / "guarded.keras")
     model, metadata = load_model(path)
@@ -421,7 +421,7 @@ def test_evaluate_reports_an_unusable_folder(dashboard_env, tmp_path):
 
 
 def test_train_page_settings_and_start(dashboard_env, synthetic_folder, monkeypatch):
-    from pneumonet_core import jobs
+    from pneumonet_core.training import jobs
 
     started = []
 
@@ -452,8 +452,8 @@ def test_train_page_settings_and_start(dashboard_env, synthetic_folder, monkeypa
 
 
 def test_train_page_shows_a_failed_run(dashboard_env):
-    from pneumonet_core import config
-    from pneumonet_core.atomic import write_json_atomically
+    from pneumonet_core.utils import config
+    from pneumonet_core.utils.atomic import write_json_atomically
 
     write_json_atomically(
         config.jobs_dir() / "status.json",
@@ -468,7 +468,7 @@ def test_train_page_shows_a_failed_run(dashboard_env):
 def test_one_press_of_stop_stops_a_real_job(dashboard_env, synthetic_data, train_config_factory):
     from job_helpers import JOB_TIMEOUT_S, wait_until
 
-    from pneumonet_core import jobs
+    from pneumonet_core.training import jobs
 
     config = train_config_factory(synthetic_data, dashboard_env / "long.keras", epochs=500)
     jobs.start_training_job(config)
@@ -499,7 +499,7 @@ def test_runs_page_without_runs_explains_the_mlflow_ui(dashboard_env):
 
 
 def test_runs_page_lists_recorded_runs(dashboard_env):
-    from pneumonet_core import tracking
+    from pneumonet_core.governance import tracking
 
     mlflow = tracking.configure()
     experiment_id = tracking.ensure_experiment()
@@ -525,8 +525,9 @@ def test_every_page_renders_without_exception(dashboard_env):
 def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, tmp_path):
     import shutil
 
-    from pneumonet_core import config, registry
-    from pneumonet_core.atomic import write_json_atomically
+    from pneumonet_core.governance import registry
+    from pneumonet_core.utils import config
+    from pneumonet_core.utils.atomic import write_json_atomically
 
     monkeypatch.delenv("PNEUMONET_MODEL")
     run_model = tmp_path / "run-model.keras"
@@ -547,7 +548,7 @@ def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, 
 
 
 def test_two_models_compared_side_by_side(dashboard_env, synthetic_folder, tmp_path):
-    from pneumonet_core import tracking
+    from pneumonet_core.governance import tracking
 
     other = build_tiny_model(tmp_path / "other.keras", threshold=0.3, name="other-model")
     mlflow = tracking.configure()

@@ -45,7 +45,7 @@ def e2e_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def e2e_model(tmp_path_factory) -> Path:
     """The server's active model: the shipped one, else a tiny untrained model (64 px)."""
-    from pneumonet_core.config import shipped_model_path
+    from pneumonet_core.utils.config import shipped_model_path
 
     shipped = shipped_model_path()
     if shipped.is_file():

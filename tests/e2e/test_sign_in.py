@@ -163,7 +163,7 @@ def assert_sign_in_page_only(page, server: dict, model_name: str) -> None:
 
 @pytest.fixture(scope="module")
 def model_name(server_environment: dict[str, str]) -> str:
-    from pneumonet_core import modelio
+    from pneumonet_core.models import modelio
 
     return modelio.read_metadata(server_environment["PNEUMONET_MODEL"]).name
 

@@ -1,0 +1,399 @@
+"""The `pneumonet` command line: data check, train, evaluate, predict, model, audit.
+
+Errors are printed as one line on stderr (exit status 2), never as a traceback. Predictions
+and training runs are recorded in the audit trail (`audit`); a failed audit write is reported
+on one line on stderr and never loses a prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+from pneumonet_core import INTENDED_USE
+from pneumonet_core.cli import admin as admin_cli
+from pneumonet_core.cli.admin import report_audit_failure
+from pneumonet_core.cli.settings_options import (
+    SettingsHelpFormatter,
+    add_setting_options,
+    config_from_args,
+)
+from pneumonet_core.data.augment import AugmentationConfig
+from pneumonet_core.governance import audit
+from pneumonet_core.utils import config
+from pneumonet_core.utils.settings import settings_of
+
+EXIT_ERROR = 2
+# The command line reports failed audit writes itself, in one line (`report_audit_failure`).
+logging.getLogger(audit.__name__).addHandler(logging.NullHandler())
+
+
+def _data_dir(value: str | None) -> Path:
+    return Path(value) if value else config.data_root()
+
+
+def cmd_data_check(args) -> int:
+    from pneumonet_core.data import scan_dataset
+
+    scan = scan_dataset(_data_dir(args.dir))
+    print(f"Dataset: {scan.root}")
+    if scan.frame.empty:
+        print("No images found.")
+    else:
+        print(scan.counts().to_string())
+    if args.verify:
+        scan.problems += _unreadable_images(scan.frame["path"])
+    if scan.problems:
+        print(f"\n{len(scan.problems)} problem(s):")
+        for problem in scan.problems:
+            print(f"  - {problem}")
+        return 1
+    print("\nNo problems found.")
+    return 0
+
+
+def _unreadable_images(paths) -> list[str]:
+    from pneumonet_core.imaging import ImageReadError, read_image
+
+    problems = []
+    for path in paths:
+        try:
+            read_image(path)
+        except ImageReadError as error:
+            problems.append(f"unreadable image: {error}")
+    return problems
+
+
+def cmd_train(args) -> int:
+    from pneumonet_core.training.trainer import TrainConfig
+
+    train_config = config_from_args(TrainConfig, args, data_dir=str(_data_dir(args.dir)))
+    result = admin_cli.audited_train(train_config, verbose=1 if sys.stdout.isatty() else 2)
+    metrics = result.val_metrics
+    print(
+        f"\nBest epoch {result.best_epoch} of {result.epochs_run}"
+        f"{' (stopped early on request)' if result.stopped_by_user else ''}; "
+        f"threshold {result.threshold:.3f} ({train_config.threshold_policy})"
+    )
+    print(
+        f"Validation: accuracy {metrics['accuracy']:.4f}, ROC-AUC {metrics['roc_auc']:.4f}, "
+        f"sensitivity {metrics['sensitivity']:.4f}, specificity {metrics['specificity']:.4f}"
+    )
+    print(f"Model written to {result.model_path}")
+    print(f"Run {result.run_id} recorded in {config.tracking_uri()}")
+    return 0
+
+
+def _predictor(model_path: str | None):
+    """The named model file, else the active model (`registry.active_predictor`)."""
+    from pneumonet_core.governance import registry
+    from pneumonet_core.inference.predict import Predictor
+
+    return Predictor(model_path) if model_path else registry.active_predictor()
+
+
+def cmd_evaluate(args) -> int:
+    from pneumonet_core.data import DatasetError, scan_dataset
+    from pneumonet_core.metrics import classification as evaluate
+
+    folder = Path(args.dir) if args.dir else _default_evaluation_folder()
+    scan = scan_dataset(folder)
+    if scan.frame.empty:
+        raise DatasetError(f"{folder} holds no images in NORMAL/ and PNEUMONIA/")
+    frame = scan.frame if args.dir else scan.frame
+    predictor = _predictor(args.model)
+    predictions = predictor.predict(list(frame["path"]), batch_size=args.batch_size)
+    readable = [p.error is None for p in predictions]
+    y_true = frame["label_index"].to_numpy()[readable]
+    y_score = [p.probability for p in predictions if p.error is None]
+    threshold = predictor.threshold if args.threshold is None else args.threshold
+    metrics = evaluate.binary_metrics(y_true, y_score, threshold=threshold)
+    metrics["unreadable"] = [p.error for p in predictions if p.error is not None]
+    if args.json:
+        print(json.dumps(_json_safe(metrics)))
+    else:
+        _print_metrics(folder, f"{predictor.path} ({predictor.model_label})", metrics)
+    return 0
+
+
+def _default_evaluation_folder() -> Path:
+    root = config.data_root()
+    for split in ("test", "val"):
+        if (root / split).is_dir():
+            return root / split
+    return root
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+PRINTED_METRICS = "accuracy loss roc_auc pr_auc sensitivity specificity precision f1".split()  # noqa: SIM905
+
+
+def _print_metrics(folder: Path, model: str, metrics: dict) -> None:
+    matrix = metrics["confusion_matrix"]
+    print(f"Evaluated {metrics['n']} images in {folder} with {model}")
+    print(f"threshold    {metrics['threshold']:.3f}")
+    for key in PRINTED_METRICS:
+        print(f"{key:<12} {metrics[key]:.4f}")
+    print("\nconfusion matrix      predicted NORMAL  predicted PNEUMONIA")
+    print(f"  true NORMAL         {matrix['tn']:>16}  {matrix['fp']:>19}")
+    print(f"  true PNEUMONIA      {matrix['fn']:>16}  {matrix['tp']:>19}")
+    for error in metrics["unreadable"]:
+        print(f"skipped unreadable image: {error}", file=sys.stderr)
+
+
+def cmd_predict(args) -> int:
+    from pneumonet_core.inference.predict import expand_inputs
+
+    files = expand_inputs(args.files)
+    if not files:
+        raise ValueError(f"no image files found in {' '.join(args.files)}")
+    predictor = _predictor(args.model)
+    model_sha256 = audit.sha256_of_file(predictor.path)  # once per command
+    print(admin_cli.describe_model(predictor), file=sys.stderr)
+    failures, audit_failures, first_audit_error = 0, 0, None
+    progress = _progress_bar(len(files), enabled=len(files) > 1 and not args.quiet)
+    if not args.json:
+        print(f"# {INTENDED_USE}")
+    predictions = predictor.iter_predict([str(f) for f in files], batch_size=args.batch_size)
+    for path, prediction in zip(files, predictions, strict=True):
+        progress.update(1)
+        failures += prediction.error is not None
+        if prediction.error is None:  # an unreadable file gave no prediction to record
+            recorded = admin_cli.audit_prediction(predictor, model_sha256, path, prediction)
+            audit_failures += not recorded.ok
+            first_audit_error = first_audit_error or recorded.error
+        if args.json:
+            print(json.dumps(prediction.to_dict()), flush=True)
+        elif prediction.error:
+            print(f"{prediction.file}\terror: {prediction.error}")
+        elif prediction.ood:
+            print(
+                f"{prediction.file}\t{prediction.ood_reason}\t(model output {prediction.label} "
+                f"p={prediction.probability:.4f})"
+            )
+        else:
+            print(
+                f"{prediction.file}\t{prediction.label}\tp={prediction.probability:.4f}"
+                f"\t(threshold {prediction.threshold:.3f})"
+            )
+    progress.close()
+    if audit_failures:
+        what = f"{audit_failures} of {len(files)} predictions (shown above)"
+        report_audit_failure(audit.AuditResult(False, error=first_audit_error), what)
+    return 1 if failures else 0
+
+
+def cmd_shortcuts(args) -> int:
+    from pneumonet_core.data import DatasetError, load_images, scan_dataset
+    from pneumonet_core.governance import registry
+    from pneumonet_core.inference import shortcuts
+    from pneumonet_core.models.modelio import load_model
+
+    folder = Path(args.dir) if args.dir else _default_evaluation_folder()
+    frame = scan_dataset(folder).frame
+    if frame.empty:
+        raise DatasetError(f"{folder} holds no images in NORMAL/ and PNEUMONIA/")
+    model_path = Path(args.model) if args.model else registry.active_model_path()
+    model, metadata = load_model(model_path)
+    loaded = load_images(frame["path"], metadata.image_size, on_error="skip")
+    labels = frame["label_index"].to_numpy()[loaded.kept]
+    result = shortcuts.audit(model, loaded.images, labels, with_gradcam=not args.no_gradcam)
+    result["unreadable"] = [reason for _, reason in loaded.errors]
+    if args.json:
+        print(json.dumps(_json_safe(result)))
+    else:
+        _print_shortcuts(folder, model_path, result)
+    return 0
+
+
+def _print_shortcuts(folder: Path, model_path: Path, result: dict) -> None:
+    from pneumonet_core.inference.shortcuts import TARGETS
+
+    met = result["meets_targets"]
+    print(f"Shortcut audit of {model_path} on {result['n']} images in {folder}")
+    print(f"lung region: {result['region']}")
+    print(f"ROC-AUC, whole image          {result['original_auc']:.3f}")
+    print(
+        f"ROC-AUC, lungs hidden         {result['lungs_hidden_auc']:.3f}   "
+        f"(target <= {TARGETS['lungs_hidden_auc_max']}: "
+        f"{'met' if met['lungs_hidden_auc'] else 'NOT met'})"
+    )
+    print(
+        f"ROC-AUC, outside lungs hidden {result['outside_hidden_auc']:.3f}   "
+        f"(target: within {TARGETS['outside_hidden_auc_max_drop']} of the whole image: "
+        f"{'met' if met['outside_hidden_auc'] else 'NOT met'})"
+    )
+    share = result["gradcam_lung_share"]
+    if math.isfinite(share):
+        print(
+            f"Grad-CAM mass inside the lungs {share:.1%}   "
+            f"(the region covers {result['region_share']:.1%} of the image)"
+        )
+    for error in result["unreadable"]:
+        print(f"skipped unreadable image: {error}", file=sys.stderr)
+
+
+def cmd_ood_fit(args) -> int:
+    from pneumonet_core.inference.ood import (
+        DEFAULT_MAX_IMAGES,
+        DEFAULT_PERCENTILE,
+        fit_ood_for_model,
+    )
+
+    statistics = fit_ood_for_model(
+        args.model,
+        args.dir,
+        max_images=DEFAULT_MAX_IMAGES if args.max_images is None else args.max_images,
+        percentile=DEFAULT_PERCENTILE if args.percentile is None else args.percentile,
+    )
+    print(
+        f"OOD statistics fitted on {statistics.n_fit} training images; threshold "
+        f"{statistics.threshold:.2f} (percentile {statistics.percentile:g} of "
+        f"{statistics.n_validation} validation images, "
+        f"{statistics.validation_flag_rate:.1%} flagged); stored in {args.model}"
+    )
+    return 0
+
+
+def _add_ood_parser(commands) -> None:
+    ood_parser = commands.add_parser("ood", help="out-of-distribution guard of a model")
+    ood_commands = ood_parser.add_subparsers(dest="ood_command", required=True)
+    fit = ood_commands.add_parser(
+        "fit", help="fit the not-a-chest-X-ray guard and store it inside the model file"
+    )
+    fit.add_argument("dir", nargs="?", help="dataset root holding train/ (default: model's)")
+    fit.add_argument("--model", required=True, help="the .keras model to attach it to")
+    fit.add_argument("--max-images", type=int, help="images per split, at most (default: 2000)")
+    fit.add_argument(
+        "--percentile", type=float, help="validation distance percentile (default: 98)"
+    )
+    fit.set_defaults(handler=cmd_ood_fit)
+
+
+# Commands that load TensorFlow; its start-up lines are kept off the terminal unless --verbose.
+TENSORFLOW_COMMANDS = (
+    cmd_train,
+    cmd_evaluate,
+    cmd_predict,
+    cmd_shortcuts,
+    cmd_ood_fit,
+    *admin_cli.TENSORFLOW_COMMANDS,
+)
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, file=sys.stderr, unit="image")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pneumonet",
+        description="PneumoNet: pneumonia screening support for paediatric chest X-rays. "
+        f"{INTENDED_USE}",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show TensorFlow's start-up and information lines",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="inspect a dataset")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    check = data_commands.add_parser("check", help="count images per split and class")
+    check.add_argument("dir", nargs="?", help="dataset root (default: $PNEUMONET_DATA)")
+    check.add_argument("--verify", action="store_true", help="also decode every image")
+    check.set_defaults(handler=cmd_data_check)
+
+    _add_train_parser(commands)
+
+    evaluate = commands.add_parser("evaluate", help="metrics on a folder of labelled images")
+    evaluate.add_argument(
+        "dir",
+        nargs="?",
+        help="folder holding NORMAL/ and PNEUMONIA/ (default: test/ or val/ of $PNEUMONET_DATA)",
+    )
+    evaluate.add_argument("--model", help="a .keras model (default: the active model)")
+    evaluate.add_argument("--threshold", type=float, help="decision threshold (default: model's)")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="predict images (files or folders)")
+    predict.add_argument("files", nargs="+", help="image files (PNG, JPEG, DICOM) or folders")
+    predict.add_argument("--model", help="a .keras model (default: the active model)")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(handler=cmd_predict)
+    _add_ood_parser(commands)
+    _add_shortcuts_parser(commands)
+    admin_cli.add_admin_parsers(commands)
+    return parser
+
+
+def _add_shortcuts_parser(commands) -> None:
+    audit = commands.add_parser(
+        "shortcuts",
+        help="shortcut audit: ROC-AUC with the lungs hidden, with the outside hidden, and "
+        "the share of Grad-CAM inside the lungs",
+    )
+    audit.add_argument(
+        "dir",
+        nargs="?",
+        help="folder holding NORMAL/ and PNEUMONIA/ (default: test/ or val/ of $PNEUMONET_DATA)",
+    )
+    audit.add_argument("--model", help="a .keras model (default: the active model)")
+    audit.add_argument("--json", action="store_true", help="print one JSON object")
+    audit.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM share")
+    audit.set_defaults(handler=cmd_shortcuts)
+
+
+def _add_train_parser(commands) -> None:
+    from pneumonet_core.training.train_config import TrainConfig
+
+    train = commands.add_parser(
+        "train",
+        help="train a model and record the run",
+        formatter_class=SettingsHelpFormatter,
+    )
+    # One option per `TrainConfig` field: flags, types, defaults, choices and help all come
+    # from the dataclass, so the CLI and the dashboard cannot drift.
+    add_setting_options(train, TrainConfig)
+    train.set_defaults(handler=cmd_train)
+
+
+# The augmentation strengths and their help, as `pneumonet train` offers them.
+AUGMENTATION_OPTIONS = {
+    item.name: item.help for item in settings_of(AugmentationConfig) if item.type is float
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config.quiet_tensorflow(verbose=args.verbose)
+    try:
+        if args.handler in TENSORFLOW_COMMANDS and not args.verbose:
+            config.import_tensorflow_quietly()
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"pneumonet: error: {error}", file=sys.stderr)
+        return EXIT_ERROR

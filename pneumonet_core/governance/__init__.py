@@ -1,0 +1,28 @@
+"""What makes a model trustworthy to use: the audit trail, audited actions, MLflow tracking,
+the model registry with its active version and site operating points, and model cards.
+
+Order inside: `audit`, `tracking`, `modelcard_markdown` <- `modelcard` <- `registry` <-
+`audited`. MLflow is imported only by `tracking`, inside its functions.
+"""
+
+from pneumonet_core.governance import (
+    audit,
+    audited,
+    modelcard,
+    modelcard_markdown,
+    registry,
+    tracking,
+)
+from pneumonet_core.governance.registry import ResolvedModel, active_predictor, resolve_model
+
+__all__ = [
+    "ResolvedModel",
+    "active_predictor",
+    "audit",
+    "audited",
+    "modelcard",
+    "modelcard_markdown",
+    "registry",
+    "resolve_model",
+    "tracking",
+]

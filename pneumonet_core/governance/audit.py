@@ -1,0 +1,299 @@
+"""An append-only audit trail: who predicted, trained, promoted or signed in, and when.
+
+Entries live in `<PNEUMONET_HOME>/audit.sqlite` (WAL, `synchronous=FULL`: an entry whose
+`record` returned survives a SIGKILL). No API updates or deletes, and triggers make SQLite
+refuse UPDATE and DELETE on `entries`. A failed write never breaks a prediction: `record`
+retries a locked database, then logs a warning and returns an `AuditResult` with `ok` False.
+
+Privacy: an entry never holds pixels, file names, paths or DICOM patient fields. `record`
+takes no file name: images and models are named by the SHA-256 of their bytes; text with a
+path separator is refused, and `details` keys may not mention files, paths or patients.
+"""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import hashlib
+import json
+import logging
+import numbers
+import re
+import sqlite3
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from pneumonet_core.utils.config import state_dir
+
+AUDIT_FILE_NAME = "audit.sqlite"
+TRAINING_ACTIONS = ("train_start", "train_stop", "train_end")
+ACTIONS = ("predict", *TRAINING_ACTIONS, "promote", "rollback", "set_threshold", "sign_in")
+TABLE_DEFINITION = """id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
+user TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL, model_version TEXT,
+model_sha256 TEXT, image_sha256 TEXT, probability REAL, label TEXT, threshold REAL,
+ood INTEGER, details TEXT"""
+FIELDS = tuple(column.split()[0] for column in TABLE_DEFINITION.split(","))
+INSERTED = FIELDS[1:]  # every field but the id, which SQLite assigns
+INSERT_STATEMENT = f"INSERT INTO entries ({', '.join(INSERTED)}) VALUES (:{', :'.join(INSERTED)})"
+APPEND_ONLY_TRIGGER = """CREATE TRIGGER IF NOT EXISTS entries_refuse_{event} BEFORE {event}
+ON entries BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END"""
+SCHEMA_STATEMENTS = (  # each a no-op once the database has its schema
+    f"CREATE TABLE IF NOT EXISTS entries ({TABLE_DEFINITION})",
+    "CREATE INDEX IF NOT EXISTS entries_by_time ON entries (time, id)",
+    *(APPEND_ONLY_TRIGGER.format(event=event) for event in ("UPDATE", "DELETE")),
+)
+EXPORT_FORMATS = ("jsonl", "csv")
+SOURCE_PATTERN = re.compile(r"[a-z][a-z_]*:[A-Za-z0-9_ -]{1,64}")  # "dashboard:Predict"
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+DETAILS_KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
+FORBIDDEN_DETAILS_WORDS = ("file", "path", "patient", "pixel", "dicom")
+MAXIMUM_DETAILS_KEYS = 16
+TEXT_PATTERN = re.compile(r"[^/\\]{1,200}")  # short text, and never a path
+WRITE_ATTEMPTS = 3  # tries of one `record` when SQLite reports an operational error
+FIRST_BACKOFF_SECONDS = 0.1  # the wait after the first failed try, doubled after each further one
+LOCK_TIMEOUT_SECONDS = 1.0  # how long one try waits for another writer's lock
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """The outcome of `record`: committed (`ok`, `entry_id`) or not (`error`), after `attempts`."""
+
+    ok: bool
+    entry_id: int | None = None
+    error: str | None = None  # "ErrorType: message" when the write failed
+    attempts: int = 0
+
+
+def audit_path() -> Path:
+    """The audit database: `<PNEUMONET_HOME>/audit.sqlite`."""
+    return state_dir() / AUDIT_FILE_NAME
+
+
+def sha256_of_bytes(data: bytes) -> str:
+    """The lower-case hex SHA-256 of `data` (e.g. an uploaded image's bytes)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_of_file(path: str | Path) -> str:
+    """The lower-case hex SHA-256 of a file's bytes, read in chunks (record it, not `path`)."""
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def current_user(signed_in_email: str | None = None) -> str:
+    """The signed-in email when given, else the operating-system user, else "unknown"."""
+    try:
+        return signed_in_email or getpass.getuser() or "unknown"
+    except (OSError, KeyError, ImportError):  # no login name and no password-database entry
+        return "unknown"
+
+
+def record(
+    action: str,
+    *,
+    source: str,
+    user: str | None = None,
+    model_version: str | None = None,
+    model_sha256: str | None = None,
+    image_sha256: str | None = None,
+    probability: float | None = None,
+    label: str | None = None,
+    threshold: float | None = None,
+    ood: bool | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditResult:
+    """Append one entry, trying a locked database `WRITE_ATTEMPTS` times; never raise for it.
+
+    Args:
+        action: One of `ACTIONS`.
+        source: Where it happened, "<kind>:<page or command>", e.g. "dashboard:Predict".
+        user: The signed-in email; None for the operating-system user.
+        model_version: The model's version or run id (no path).
+        model_sha256: The SHA-256 of the model file (`sha256_of_file`).
+        image_sha256: The SHA-256 of the image's bytes (`sha256_of_bytes`).
+        probability: The predicted pneumonia probability, in [0, 1].
+        label: The predicted label, e.g. "PNEUMONIA".
+        threshold: The operating point used or newly set, in [0, 1].
+        ood: Whether the image was flagged as out of distribution.
+        details: Up to 16 short, non-identifying values, e.g. {"epochs": 10, "run_id": "ab12"}.
+
+    Returns:
+        An `AuditResult`; when its `ok` is False, `error` says why and a warning was logged.
+
+    Raises:
+        ValueError: For an unknown action or a malformed value (a programming error).
+    """
+    row = {
+        "time": _stored_time(_utc_now()),
+        "user": current_user(user),
+        "action": _checked_action(action),
+        "source": _checked_text("source", source, SOURCE_PATTERN),
+        "model_version": _checked_text("model_version", model_version),
+        "model_sha256": _checked_text("model_sha256", model_sha256, SHA256_PATTERN),
+        "image_sha256": _checked_text("image_sha256", image_sha256, SHA256_PATTERN),
+        "probability": _checked_fraction("probability", probability),
+        "label": _checked_text("label", label),
+        "threshold": _checked_fraction("threshold", threshold),
+        "ood": None if ood is None else int(bool(ood)),  # numpy's bool too
+        "details": None if details is None else _checked_details(details),
+    }
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return AuditResult(True, _insert(row), None, attempt)
+        except sqlite3.OperationalError as raised:  # locked, busy, cannot open: try again
+            error = raised
+        except (sqlite3.Error, OSError) as raised:  # not a database, folder unwritable: give up
+            error = raised
+            break
+        if attempt < WRITE_ATTEMPTS:
+            time.sleep(FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1))
+    message = f"{type(error).__name__}: {error}"
+    logger.warning("audit write failed (%s from %s): %s", action, source, message)
+    return AuditResult(False, None, message, attempt)
+
+
+def read_entries(
+    since: str | datetime | None = None,
+    user: str | None = None,
+    action: str | None = None,
+    until: str | datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The entries that match every given filter, oldest first (by time, then id).
+
+    Args:
+        since: Keep entries at or after this time (ISO date or datetime; naive means UTC).
+        user: Keep entries of this user only.
+        action: Keep entries of this action only (one of `ACTIONS`).
+        until: Keep entries strictly before this time.
+
+    Returns:
+        One dict per entry, keyed by `FIELDS` (`ood` a bool, `details` a dict, or None);
+        an empty list when there is no audit trail yet (no database is created).
+    """
+    filters = {
+        "time >= ?": None if since is None else _stored_time(since),
+        "time < ?": None if until is None else _stored_time(until),
+        "user = ?": user,
+        "action = ?": None if action is None else _checked_action(action),
+    }
+    filters = {condition: value for condition, value in filters.items() if value is not None}
+    where = f"WHERE {' AND '.join(filters)}" if filters else ""
+    if not audit_path().exists():
+        return []
+    with closing(sqlite3.connect(audit_path())) as connection:
+        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries'").fetchone():
+            return []  # created by a first write that failed before its transaction
+        connection.row_factory = sqlite3.Row
+        query = f"SELECT {', '.join(FIELDS)} FROM entries {where} ORDER BY time, id"
+        entries = [dict(row) for row in connection.execute(query, tuple(filters.values()))]
+    for entry in entries:
+        entry["ood"] = None if entry["ood"] is None else bool(entry["ood"])
+        entry["details"] = None if entry["details"] is None else json.loads(entry["details"])
+    return entries
+
+
+def export(entries: list[dict], format: str, stream: IO[str]) -> int:
+    """Write entries as JSON lines or as CSV with a header row; return how many were written.
+
+    Args:
+        entries: Entries from `read_entries`.
+        format: "jsonl" (one JSON object a line) or "csv" (`details` as a JSON string).
+        stream: A text stream, e.g. `sys.stdout` or an open file.
+
+    Raises:
+        ValueError: For an unknown format.
+    """
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {format!r}")
+    rows = [{field: entry.get(field) for field in FIELDS} for entry in entries]
+    if format == "jsonl":
+        stream.writelines(json.dumps(row) + "\n" for row in rows)
+        return len(rows)
+    for row in rows:  # details as JSON text in one cell
+        row["details"] = None if row["details"] is None else json.dumps(row["details"])
+    writer = csv.DictWriter(stream, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return len(rows)
+
+
+def export_command(since: str | None, format: str, stream: IO[str]) -> int:
+    """`pneumonet audit export [--since DATE] [--format jsonl|csv]`; returns the exit status 0.
+
+    Raises:
+        ValueError: For a `since` that is no ISO date or datetime, or an unknown format.
+    """
+    export(read_entries(since=since), format, stream)
+    return 0
+
+
+def parse_time(moment: str | datetime) -> datetime:
+    """An ISO 8601 date or datetime (naive means UTC) as an aware UTC datetime."""
+    if not isinstance(moment, datetime):
+        try:
+            moment = datetime.fromisoformat(str(moment).strip())
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date or datetime: {moment!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stored_time(moment: str | datetime) -> str:
+    """The fixed-width text stored in `time`, so that text order is time order."""
+    return parse_time(moment).isoformat(timespec="microseconds")
+
+
+def _checked_action(action: str) -> str:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}; expected one of {ACTIONS}")
+    return action
+
+
+def _checked_text(name: str, value: Any, pattern: re.Pattern = TEXT_PATTERN) -> str | None:
+    if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
+        raise ValueError(f"{name} must be short well-formed text, never a path: {value!r}")
+    return value
+
+
+def _checked_fraction(name: str, value: Any) -> float | None:
+    if value is not None and not (isinstance(value, numbers.Real) and 0 <= float(value) <= 1):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")  # NaN too
+    return None if value is None else float(value)
+
+
+def _checked_details(details: Any) -> str:
+    if not isinstance(details, dict) or len(details) > MAXIMUM_DETAILS_KEYS:
+        raise ValueError(f"details must be a dict of at most 16 values: {details!r}")
+    for key, value in details.items():
+        identifying = any(word in str(key) for word in FORBIDDEN_DETAILS_WORDS)
+        if identifying or not DETAILS_KEY_PATTERN.fullmatch(str(key)):
+            raise ValueError(f"details key must be snake_case and name no file or patient: {key!r}")
+        finite = not isinstance(value, float) or abs(value) < float("inf")  # NaN fails too
+        if not (isinstance(value, str | int | float | None) and finite):  # bool is an int
+            raise ValueError(f"details[{key!r}] must be a string, finite number or bool: {value!r}")
+        _checked_text(f"details[{key!r}]", value if isinstance(value, str) else None)
+    return json.dumps(details, sort_keys=True)
+
+
+def _insert(row: dict[str, Any]) -> int:
+    """Commit one row in its own connection and transaction (WAL, `synchronous=FULL`)."""
+    audit_path().parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(audit_path(), timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
+    with closing(connection):  # closing with an open transaction rolls the transaction back
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("BEGIN IMMEDIATE")
+        for statement in SCHEMA_STATEMENTS:
+            connection.execute(statement)
+        entry_id = connection.execute(INSERT_STATEMENT, row).lastrowid
+        connection.execute("COMMIT")
+        return entry_id

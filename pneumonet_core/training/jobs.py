@@ -1,0 +1,383 @@
+"""One background training job at a time, shared by every user of this machine.
+
+The job runs `python -m pneumonet_core.training <config.json>` in its own process session, so it
+outlives the dashboard or shell that started it. Files under `config.jobs_dir()`:
+
+- `start.lock`: held briefly while a job is being started (two Start presses: one job).
+- `running.lock`: held by the training process for its whole life (liveness check).
+- `status.json`: state, run id, progress, error, model path.
+- `stop`: its presence asks the job to stop after the current batch.
+- `job.log`: the process's output.
+
+Every start, stop request and end (finished, stopped or failed) is recorded in the audit trail
+(`audit.record`: `train_start`, `train_stop`, `train_end`), with the job id, its state and
+run id; never a path. A failed audit write never stops a job.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pneumonet_core.governance import audit
+from pneumonet_core.utils import config
+from pneumonet_core.utils.atomic import write_json_atomically
+from pneumonet_core.utils.errors import first_line
+
+ACTIVE_STATES = ("starting", "running", "stopping")
+AUDIT_SOURCE = "job:train"  # the audit entries' source when the caller names none
+START_GRACE_S = 60.0
+# Niceness of the training process (0 normal, 19 lowest): uploads are served first.
+JOB_NICENESS = 10
+
+logger = logging.getLogger(__name__)
+
+
+class JobAlreadyRunning(RuntimeError):
+    """A training job is already running; only one may run at a time."""
+
+
+@dataclass
+class JobStatus:
+    """The state of the current (or last) training job.
+
+    Attributes:
+        state: "starting", "running", "stopping", "finished", "stopped" or "failed".
+        job_id: Identifier of the job.
+        run_id: MLflow run id once the run has started.
+        epoch, epochs, batch, batches: Progress (epoch is 1-based; 0 before the first).
+        started_at, updated_at: Unix times.
+        error: One-paragraph reason when the job failed.
+        model_path: The best model, once written.
+        user: Who started it (a signed-in email), or None for the operating-system user.
+    """
+
+    state: str
+    job_id: str = ""
+    pid: int | None = None
+    run_id: str | None = None
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    started_at: float = 0.0
+    training_started_at: float | None = None
+    updated_at: float = 0.0
+    error: str | None = None
+    model_path: str | None = None
+    user: str | None = None
+    config: dict = field(default_factory=dict)
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def progress(self) -> float:
+        """Fraction of all batches done, in [0, 1]."""
+        if not self.epochs or not self.batches:
+            return 0.0
+        done = max(0, self.epoch - 1) * self.batches + min(self.batch, self.batches)
+        return min(1.0, done / (self.epochs * self.batches))
+
+    @property
+    def elapsed_s(self) -> float:
+        end = self.updated_at if not self.is_active else time.time()
+        return max(0.0, end - self.started_at) if self.started_at else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the current pace, once some training progress was made."""
+        if not self.is_active or not self.training_started_at or self.progress <= 0:
+            return None
+        spent = time.time() - self.training_started_at
+        return spent * (1 - self.progress) / self.progress
+
+
+def _status_path() -> Path:
+    return config.jobs_dir() / "status.json"
+
+
+def _stop_path() -> Path:
+    return config.jobs_dir() / "stop"
+
+
+def log_path() -> Path:
+    """The output of the current (or last) job."""
+    return config.jobs_dir() / "job.log"
+
+
+def _read_raw_status() -> dict | None:
+    try:
+        return json.loads(_status_path().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _update_status(**changes) -> dict:
+    values = _read_raw_status() or {}
+    values.update(changes)
+    values["updated_at"] = time.time()
+    write_json_atomically(_status_path(), values)
+    return values
+
+
+@contextmanager
+def _file_lock(name: str, *, blocking: bool):
+    config.jobs_dir().mkdir(parents=True, exist_ok=True)
+    with open(config.jobs_dir() / name, "a+") as handle:
+        flags = fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(handle, flags)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _training_process_alive() -> bool:
+    """True while some process holds `running.lock`."""
+    with _file_lock("running.lock", blocking=False) as acquired:
+        return not acquired
+
+
+def _to_status(values: dict) -> JobStatus:
+    known = JobStatus.__dataclass_fields__
+    return JobStatus(**{key: value for key, value in values.items() if key in known})
+
+
+def read_job_status() -> JobStatus | None:
+    """The current or last job, or None if none ever ran here.
+
+    A job whose process died without saying so (e.g. `kill -9`) is reported, and recorded,
+    as failed; its MLflow run is closed as FAILED.
+    """
+    values = _read_raw_status()
+    if values is None:
+        return None
+    if values.get("state") in ACTIVE_STATES:
+        values.update(_progress_fields())
+    status = _to_status(values)
+    if status.is_active and not _training_process_alive():
+        starting = status.state == "starting" and time.time() - status.started_at < START_GRACE_S
+        if not starting or not _pid_alive(status.pid):
+            status = _record_death(status)
+    return status
+
+
+def _pid_alive(pid: int | None) -> bool:
+    """Whether a process runs with this id (a killed child not yet reaped counts as dead)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def _record_death(status: JobStatus) -> JobStatus:
+    reason = "the training process ended unexpectedly (killed or crashed); see the job log"
+    # Keep the progress (run id, epoch) the dead process last reported.
+    values = _update_status(**{**_progress_fields(), "state": "failed", "error": reason})
+    _record_end(values, AUDIT_SOURCE)
+    if status.run_id:
+        try:
+            from pneumonet_core.governance import tracking
+
+            tracking.mark_run_failed(status.run_id, reason)
+        except Exception:  # the status file already says failed; the store is best effort
+            pass
+    return _to_status(values)
+
+
+def _audit(action: str, *, source: str, user: str | None, details: dict) -> None:
+    """Record a job event; a failed write or a refused value (an e-mail holding a slash) is
+    logged and never stops the job."""
+    try:
+        audit.record(action, source=source, user=user, details=details)
+    except ValueError as error:
+        logger.warning("audit write failed (%s from %s): %s", action, source, error)
+
+
+def _record_end(values: dict, source: str) -> None:
+    """Audit a job's end (`train_end`) for the user who started it."""
+    details = {key: values.get(key) for key in ("job_id", "state", "run_id")}
+    _audit("train_end", source=source, user=values.get("user"), details=details)
+
+
+def start_training_job(
+    train_config, *, user: str | None = None, source: str = AUDIT_SOURCE
+) -> JobStatus:
+    """Start training in a background process that outlives its caller.
+
+    Args:
+        train_config: A `train.TrainConfig`.
+        user: Who starts it (a signed-in email; None for the operating-system user). It is
+            kept in the status, so that the job's end is recorded for the same user.
+        source: Where it was started, for the audit trail ("dashboard:Train").
+
+    Raises:
+        JobAlreadyRunning: Another job is active (its status is in the message).
+    """
+    train_config.validate()
+    _check_output_writable(train_config)
+    with _file_lock("start.lock", blocking=True):
+        current = read_job_status()
+        if current is not None and current.is_active:
+            raise JobAlreadyRunning(
+                f"training job {current.job_id} is already {current.state} "
+                f"(epoch {current.epoch}/{current.epochs}); stop it or wait for it to finish"
+            )
+        job_id = uuid.uuid4().hex[:12]
+        config_path = config.jobs_dir() / f"config-{job_id}.json"
+        config_path.write_text(json.dumps(train_config.to_dict()))
+        _stop_path().unlink(missing_ok=True)
+        _progress_path().unlink(missing_ok=True)
+        write_json_atomically(
+            _status_path(),
+            {
+                "state": "starting",
+                "job_id": job_id,
+                "started_at": time.time(),
+                "updated_at": time.time(),
+                "epochs": train_config.epochs,
+                "config": train_config.to_dict(),
+                "user": user,
+            },
+        )
+        details = {
+            "job_id": job_id,
+            "architecture": train_config.architecture,
+            "epochs": train_config.epochs,
+        }
+        _audit("train_start", source=source, user=user, details=details)
+        with open(log_path(), "w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "pneumonet_core.training", str(config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=config.project_root(),
+            )
+        return _to_status(_update_status(pid=process.pid))
+
+
+def _check_output_writable(train_config) -> None:
+    """Fail now, naming the path, if the model could not be written at the end of an epoch."""
+    from pneumonet_core.models.modelio import check_writable_destination
+
+    out = train_config.out or config.default_model_path()
+    check_writable_destination(out)
+
+
+def request_stop(*, user: str | None = None, source: str = AUDIT_SOURCE) -> JobStatus | None:
+    """Ask the active job to stop after its current batch (it keeps its best model).
+
+    Args:
+        user: Who asks (a signed-in email; None for the operating-system user).
+        source: Where it was asked, for the audit trail ("dashboard:Train").
+    """
+    status = read_job_status()
+    if status is None or not status.is_active:
+        return status
+    config.jobs_dir().mkdir(parents=True, exist_ok=True)
+    _stop_path().touch()
+    stopping = _to_status(_update_status(state="stopping"))
+    details = {"job_id": stopping.job_id, "state": "stopping", "run_id": status.run_id}
+    _audit("train_stop", source=source, user=user, details=details)
+    return stopping
+
+
+def wait_for_job(timeout_s: float = 600.0, poll_s: float = 0.5) -> JobStatus | None:
+    """Block until the current job is no longer active (or the timeout passes)."""
+    deadline = time.time() + timeout_s
+    status = read_job_status()
+    while status is not None and status.is_active and time.time() < deadline:
+        time.sleep(poll_s)
+        status = read_job_status()
+    return status
+
+
+def run_job(config_path: str) -> int:
+    """Body of the background process: train, keeping `status.json` up to date.
+
+    The job runs at a lower CPU priority: a clinician waiting for a prediction comes before
+    a training run, which only takes a little longer.
+    """
+    from pneumonet_core.training.trainer import TrainConfig, train
+
+    _lower_priority()
+
+    with _file_lock("running.lock", blocking=False) as acquired:
+        if not acquired:
+            _update_status(state="failed", error="another training process is already running")
+            return 1
+        _update_status(state="running", pid=os.getpid())
+        try:
+            train_config = TrainConfig.from_dict(json.loads(Path(config_path).read_text()))
+            result = train(
+                train_config, stop_file=_stop_path(), status_file=_progress_path(), verbose=2
+            )
+        except BaseException as error:  # noqa: BLE001 - any failure must reach the status file
+            traceback.print_exc()
+            message = first_line(error, limit=500)
+            values = _update_status(
+                state="failed", error=f"{type(error).__name__}: {message}", **_progress_fields()
+            )
+            _record_end(values, AUDIT_SOURCE)
+            return 1
+        # The progress file also holds run_id: merge, letting the result's values win.
+        values = _update_status(
+            **{
+                **_progress_fields(),
+                "state": "stopped" if result.stopped_by_user else "finished",
+                "run_id": result.run_id,
+                "model_path": result.model_path,
+            }
+        )
+        _stop_path().unlink(missing_ok=True)
+        _record_end(values, AUDIT_SOURCE)
+        return 0
+
+
+def _progress_path() -> Path:
+    return config.jobs_dir() / "progress.json"
+
+
+def _progress_fields() -> dict:
+    try:
+        values = json.loads(_progress_path().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    keys = ("run_id", "epoch", "epochs", "batch", "batches", "training_started_at")
+    return {key: values[key] for key in keys if key in values}
+
+
+def _lower_priority() -> None:
+    with suppress(OSError):  # not permitted here: train at normal priority
+        os.nice(JOB_NICENESS)
