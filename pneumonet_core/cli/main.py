@@ -11,6 +11,8 @@ import argparse
 import json
 import logging
 import math
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -165,6 +167,7 @@ def cmd_predict(args) -> int:
     print(admin_cli.describe_model(predictor), file=sys.stderr)
     failures, audit_failures, first_audit_error = 0, 0, None
     progress = _progress_bar(len(files), enabled=len(files) > 1 and not args.quiet)
+    emit = _result_writer(progress)
     if not args.json:
         print(f"# {INTENDED_USE}")
     predictions = predictor.iter_predict([str(f) for f in files], batch_size=args.batch_size)
@@ -176,16 +179,16 @@ def cmd_predict(args) -> int:
             audit_failures += not recorded.ok
             first_audit_error = first_audit_error or recorded.error
         if args.json:
-            print(json.dumps(prediction.to_dict()), flush=True)
+            emit(json.dumps(prediction.to_dict()))
         elif prediction.error:
-            print(f"{prediction.file}\terror: {prediction.error}")
+            emit(f"{prediction.file}\terror: {prediction.error}")
         elif prediction.ood:
-            print(
+            emit(
                 f"{prediction.file}\t{prediction.ood_reason}\t(model output {prediction.label} "
                 f"p={prediction.probability:.4f})"
             )
         else:
-            print(
+            emit(
                 f"{prediction.file}\t{prediction.label}\tp={prediction.probability:.4f}"
                 f"\t(threshold {prediction.threshold:.3f})"
             )
@@ -294,9 +297,30 @@ TENSORFLOW_COMMANDS = (
 )
 
 
+def closed_pipe_exit() -> int:
+    """The reader of our output went away (`pneumonet ... | head`): stop quietly, as Unix tools
+    do, with 128 + SIGPIPE; stdout goes to the null device so the interpreter's final flush
+    cannot complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
+
+
+def _result_writer(progress):
+    """Print one result line to stdout at once, clearing the progress bar's line first."""
+
+    def emit(line: str) -> None:
+        progress.write(line, file=sys.stdout)
+        sys.stdout.flush()
+
+    return emit
+
+
 def _progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
+    # Results go through the bar's `write`, which clears the bar line first, so a terminal
+    # never shows a result glued to a half-drawn bar.
     return tqdm(total=total, disable=not enabled, file=sys.stderr, unit="image")
 
 
@@ -384,16 +408,42 @@ AUGMENTATION_OPTIONS = {
 }
 
 
+def check_named_paths(args: argparse.Namespace) -> None:
+    """Refuse a named file or folder that does not exist before any model or TensorFlow load.
+
+    A model or dataset folder must exist; of the images given to `predict`, at least one (the
+    missing others are reported per file, as before, and the rest are still predicted).
+
+    Raises:
+        FileNotFoundError: One line naming the first missing path.
+    """
+    from pneumonet_core.data import missing_dataset_message
+    from pneumonet_core.inference.predict import missing_model_message
+
+    model = getattr(args, "model", None)
+    if model and not Path(model).expanduser().exists():
+        raise FileNotFoundError(missing_model_message(Path(model)))
+    folder = getattr(args, "dir", None)
+    if folder and not Path(folder).expanduser().exists():
+        raise FileNotFoundError(missing_dataset_message(Path(folder).expanduser()))
+    files = getattr(args, "files", None) or []
+    if files and not any(Path(text).expanduser().exists() for text in files):
+        raise FileNotFoundError(f"{files[0]}: no such file or folder")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config.quiet_tensorflow(verbose=args.verbose)
     try:
+        check_named_paths(args)
         if args.handler in TENSORFLOW_COMMANDS and not args.verbose:
             config.import_tensorflow_quietly()
         return args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return closed_pipe_exit()
     except (ValueError, OSError, RuntimeError) as error:
         print(f"pneumonet: error: {error}", file=sys.stderr)
         return EXIT_ERROR

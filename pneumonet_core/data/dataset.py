@@ -75,6 +75,14 @@ def patient_id(filename: str) -> str:
     return Path(name).stem
 
 
+def missing_dataset_message(root: Path) -> str:
+    """The one-line reason given for a dataset folder that does not exist."""
+    return (
+        f"dataset folder {root} does not exist; set PNEUMONET_DATA or pass the folder that "
+        "holds train/ (or NORMAL/ and PNEUMONIA/)"
+    )
+
+
 def scan_dataset(root: str | os.PathLike) -> DatasetScan:
     """Find every image under a dataset root or a single split folder.
 
@@ -88,10 +96,7 @@ def scan_dataset(root: str | os.PathLike) -> DatasetScan:
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DatasetError(
-            f"dataset folder {root} does not exist; set PNEUMONET_DATA or pass the folder that "
-            "holds train/ (or NORMAL/ and PNEUMONIA/)"
-        )
+        raise DatasetError(missing_dataset_message(root))
     if _is_split_folder(root):
         split_folders = {root.name: root}
     else:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 from dashboard_fixtures import PROJECT_ROOT, make_tiny_dataset, require_data
-
 from pneumonet_testing.concurrent_sessions import (
     open_predict,
     start_training_job,
@@ -38,7 +37,7 @@ def test_six_sessions_get_their_own_results_while_training(browser, dashboard_se
     uploads = [images[index::SESSIONS] for index in range(SESSIONS)]
     pages = [open_predict(browser, dashboard_server["url"], VIEWPORT) for _ in range(SESSIONS)]
     try:
-        results = upload_concurrently(pages, uploads)
+        results = upload_concurrently(pages, uploads, timeout_s=None)  # pytest-timeout guards
     finally:
         for page in pages:
             page.context.close()

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -437,3 +438,42 @@ def test_a_setting_declared_on_a_dataclass_becomes_an_option():
     assert config_from_args(Settings, args) == Settings(4, False, "x")
     with pytest.raises(SystemExit):
         parser.parse_args(["--warmup-epochs", "3"])
+
+
+def test_a_missing_model_or_folder_is_reported_before_tensorflow_loads(tmp_path):
+    missing = tmp_path / "absent.keras"
+    script = (
+        "import sys\n"
+        "from pneumonet_core.cli import main\n"
+        f"code = main(['predict', '--model', {str(missing)!r}, 'x.png'])\n"
+        "print('TF', 'tensorflow' in sys.modules, code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert result.stdout.strip() == "TF False 2"
+    assert result.stderr.strip().startswith(f"pneumonet: error: no model at {missing}")
+
+
+def test_a_closed_pipe_ends_the_output_quietly(tmp_path):
+    environment = {**os.environ, "PNEUMONET_HOME": str(tmp_path)}
+    writes = (
+        "from pneumonet_core.governance import audit\n"
+        "for i in range(2000):\n"
+        "    audit.record('sign_in', source='dashboard:Sign in', user=f'user{i}@example.org')\n"
+    )
+    writer = subprocess.run(
+        [sys.executable, "-c", writes], env=environment, capture_output=True, text=True
+    )
+    assert writer.returncode == 0, writer.stderr
+    command = f"{sys.executable} -m pneumonet_core.cli audit export --format jsonl | head -2"
+    shell = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert len(shell.stdout.splitlines()) == 2
+    assert shell.stderr == ""
+    assert shell.returncode == 128 + signal.SIGPIPE
