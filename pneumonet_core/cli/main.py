@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -18,7 +17,9 @@ from pathlib import Path
 
 from pneumonet_core import INTENDED_USE
 from pneumonet_core.cli import admin as admin_cli
+from pneumonet_core.cli import model_checks
 from pneumonet_core.cli.admin import report_audit_failure
+from pneumonet_core.cli.common import data_dir, default_evaluation_folder, json_safe
 from pneumonet_core.cli.settings_options import (
     SettingsHelpFormatter,
     add_setting_options,
@@ -34,14 +35,10 @@ EXIT_ERROR = 2
 logging.getLogger(audit.__name__).addHandler(logging.NullHandler())
 
 
-def _data_dir(value: str | None) -> Path:
-    return Path(value) if value else config.data_root()
-
-
 def cmd_data_check(args) -> int:
     from pneumonet_core.data import scan_dataset
 
-    scan = scan_dataset(_data_dir(args.dir))
+    scan = scan_dataset(data_dir(args.dir))
     print(f"Dataset: {scan.root}")
     if scan.frame.empty:
         print("No images found.")
@@ -73,7 +70,7 @@ def _unreadable_images(paths) -> list[str]:
 def cmd_train(args) -> int:
     from pneumonet_core.training.trainer import TrainConfig
 
-    train_config = config_from_args(TrainConfig, args, data_dir=str(_data_dir(args.dir)))
+    train_config = config_from_args(TrainConfig, args, data_dir=str(data_dir(args.dir)))
     result = admin_cli.audited_train(train_config, verbose=1 if sys.stdout.isatty() else 2)
     metrics = result.val_metrics
     print(
@@ -102,7 +99,7 @@ def cmd_evaluate(args) -> int:
     from pneumonet_core.data import DatasetError, scan_dataset
     from pneumonet_core.metrics import classification as evaluate
 
-    folder = Path(args.dir) if args.dir else _default_evaluation_folder()
+    folder = Path(args.dir) if args.dir else default_evaluation_folder()
     scan = scan_dataset(folder)
     if scan.frame.empty:
         raise DatasetError(f"{folder} holds no images in NORMAL/ and PNEUMONIA/")
@@ -116,28 +113,10 @@ def cmd_evaluate(args) -> int:
     metrics = evaluate.binary_metrics(y_true, y_score, threshold=threshold)
     metrics["unreadable"] = [p.error for p in predictions if p.error is not None]
     if args.json:
-        print(json.dumps(_json_safe(metrics)))
+        print(json.dumps(json_safe(metrics)))
     else:
         _print_metrics(folder, f"{predictor.path} ({predictor.model_label})", metrics)
     return 0
-
-
-def _default_evaluation_folder() -> Path:
-    root = config.data_root()
-    for split in ("test", "val"):
-        if (root / split).is_dir():
-            return root / split
-    return root
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
-    return value
 
 
 PRINTED_METRICS = "accuracy loss roc_auc pr_auc sensitivity specificity precision f1".split()  # noqa: SIM905
@@ -199,100 +178,12 @@ def cmd_predict(args) -> int:
     return 1 if failures else 0
 
 
-def cmd_shortcuts(args) -> int:
-    from pneumonet_core.data import DatasetError, load_images, scan_dataset
-    from pneumonet_core.governance import registry
-    from pneumonet_core.inference import shortcuts
-    from pneumonet_core.models.modelio import load_model
-
-    folder = Path(args.dir) if args.dir else _default_evaluation_folder()
-    frame = scan_dataset(folder).frame
-    if frame.empty:
-        raise DatasetError(f"{folder} holds no images in NORMAL/ and PNEUMONIA/")
-    model_path = Path(args.model) if args.model else registry.active_model_path()
-    model, metadata = load_model(model_path)
-    loaded = load_images(frame["path"], metadata.image_size, on_error="skip")
-    labels = frame["label_index"].to_numpy()[loaded.kept]
-    result = shortcuts.audit(model, loaded.images, labels, with_gradcam=not args.no_gradcam)
-    result["unreadable"] = [reason for _, reason in loaded.errors]
-    if args.json:
-        print(json.dumps(_json_safe(result)))
-    else:
-        _print_shortcuts(folder, model_path, result)
-    return 0
-
-
-def _print_shortcuts(folder: Path, model_path: Path, result: dict) -> None:
-    from pneumonet_core.inference.shortcuts import TARGETS
-
-    met = result["meets_targets"]
-    print(f"Shortcut audit of {model_path} on {result['n']} images in {folder}")
-    print(f"lung region: {result['region']}")
-    print(f"ROC-AUC, whole image          {result['original_auc']:.3f}")
-    print(
-        f"ROC-AUC, lungs hidden         {result['lungs_hidden_auc']:.3f}   "
-        f"(target <= {TARGETS['lungs_hidden_auc_max']}: "
-        f"{'met' if met['lungs_hidden_auc'] else 'NOT met'})"
-    )
-    print(
-        f"ROC-AUC, outside lungs hidden {result['outside_hidden_auc']:.3f}   "
-        f"(target: within {TARGETS['outside_hidden_auc_max_drop']} of the whole image: "
-        f"{'met' if met['outside_hidden_auc'] else 'NOT met'})"
-    )
-    share = result["gradcam_lung_share"]
-    if math.isfinite(share):
-        print(
-            f"Grad-CAM mass inside the lungs {share:.1%}   "
-            f"(the region covers {result['region_share']:.1%} of the image)"
-        )
-    for error in result["unreadable"]:
-        print(f"skipped unreadable image: {error}", file=sys.stderr)
-
-
-def cmd_ood_fit(args) -> int:
-    from pneumonet_core.inference.ood import (
-        DEFAULT_MAX_IMAGES,
-        DEFAULT_PERCENTILE,
-        fit_ood_for_model,
-    )
-
-    statistics = fit_ood_for_model(
-        args.model,
-        args.dir,
-        max_images=DEFAULT_MAX_IMAGES if args.max_images is None else args.max_images,
-        percentile=DEFAULT_PERCENTILE if args.percentile is None else args.percentile,
-    )
-    print(
-        f"OOD statistics fitted on {statistics.n_fit} training images; threshold "
-        f"{statistics.threshold:.2f} (percentile {statistics.percentile:g} of "
-        f"{statistics.n_validation} validation images, "
-        f"{statistics.validation_flag_rate:.1%} flagged); stored in {args.model}"
-    )
-    return 0
-
-
-def _add_ood_parser(commands) -> None:
-    ood_parser = commands.add_parser("ood", help="out-of-distribution guard of a model")
-    ood_commands = ood_parser.add_subparsers(dest="ood_command", required=True)
-    fit = ood_commands.add_parser(
-        "fit", help="fit the not-a-chest-X-ray guard and store it inside the model file"
-    )
-    fit.add_argument("dir", nargs="?", help="dataset root holding train/ (default: model's)")
-    fit.add_argument("--model", required=True, help="the .keras model to attach it to")
-    fit.add_argument("--max-images", type=int, help="images per split, at most (default: 2000)")
-    fit.add_argument(
-        "--percentile", type=float, help="validation distance percentile (default: 98)"
-    )
-    fit.set_defaults(handler=cmd_ood_fit)
-
-
-# Commands that load TensorFlow; its start-up lines are kept off the terminal unless --verbose.
 TENSORFLOW_COMMANDS = (
     cmd_train,
     cmd_evaluate,
     cmd_predict,
-    cmd_shortcuts,
-    cmd_ood_fit,
+    model_checks.cmd_shortcuts,
+    model_checks.cmd_ood_fit,
     *admin_cli.TENSORFLOW_COMMANDS,
 )
 
@@ -365,27 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(handler=cmd_predict)
-    _add_ood_parser(commands)
-    _add_shortcuts_parser(commands)
+    model_checks.add_ood_parser(commands)
+    model_checks.add_shortcuts_parser(commands)
     admin_cli.add_admin_parsers(commands)
     return parser
-
-
-def _add_shortcuts_parser(commands) -> None:
-    audit = commands.add_parser(
-        "shortcuts",
-        help="shortcut audit: ROC-AUC with the lungs hidden, with the outside hidden, and "
-        "the share of Grad-CAM inside the lungs",
-    )
-    audit.add_argument(
-        "dir",
-        nargs="?",
-        help="folder holding NORMAL/ and PNEUMONIA/ (default: test/ or val/ of $PNEUMONET_DATA)",
-    )
-    audit.add_argument("--model", help="a .keras model (default: the active model)")
-    audit.add_argument("--json", action="store_true", help="print one JSON object")
-    audit.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM share")
-    audit.set_defaults(handler=cmd_shortcuts)
 
 
 def _add_train_parser(commands) -> None:
