@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pneumonet_core import INTENDED_USE
 from pneumonet_core.cli import admin as admin_cli
-from pneumonet_core.cli import model_checks
+from pneumonet_core.cli import model_checks, pacs_commands
 from pneumonet_core.cli.admin import report_audit_failure
 from pneumonet_core.cli.common import data_dir, default_evaluation_folder, json_safe
 from pneumonet_core.cli.settings_options import (
@@ -185,6 +185,7 @@ TENSORFLOW_COMMANDS = (
     model_checks.cmd_shortcuts,
     model_checks.cmd_ood_fit,
     *admin_cli.TENSORFLOW_COMMANDS,
+    pacs_commands.cmd_pacs_watch,
 )
 
 
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_checks.add_ood_parser(commands)
     model_checks.add_shortcuts_parser(commands)
     admin_cli.add_admin_parsers(commands)
+    pacs_commands.add_pacs_parser(commands)
     return parser
 
 

@@ -109,6 +109,7 @@ def record_prediction(
     model_sha256: str,
     image_sha256: str,
     email: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> audit.AuditResult:
     """Record one prediction: the image's SHA-256, never its name or pixels.
 
@@ -119,6 +120,7 @@ def record_prediction(
         model_sha256: The SHA-256 of the model file.
         image_sha256: The SHA-256 of the image's bytes.
         email: The signed-in user's e-mail, or None.
+        details: Further non-identifying facts (the PACS worker's hashed UIDs).
     """
     return record(
         "predict",
@@ -131,4 +133,5 @@ def record_prediction(
         label=prediction.label,
         threshold=prediction.threshold,
         ood=prediction.ood,
+        details=details,
     )

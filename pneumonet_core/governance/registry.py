@@ -375,14 +375,17 @@ def list_versions() -> list[dict]:
     return rows
 
 
-def active_predictor(threshold: float | None = None) -> Predictor:
+def active_predictor(
+    threshold: float | None = None, *, resolved: ResolvedModel | None = None
+) -> Predictor:
     """A `Predictor` for the model used when none is named (`resolve_model()`).
 
     Args:
         threshold: Overrides the threshold; default: the active version's site operating
             point when it has one, else the file's own threshold.
+        resolved: The resolution to use, when the caller already has it.
     """
-    resolved = resolve_model()
+    resolved = resolved or resolve_model()
     point = resolved.operating_point if threshold is None else None
     return Predictor(
         resolved.path,
