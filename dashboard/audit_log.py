@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from typing import Any
 
 import pandas as pd
@@ -21,7 +22,22 @@ from pneumonet_core.governance import audit, audited
 PREDICT_SOURCE = "dashboard:Predict"
 AUDITED_KEY = "audit_recorded_predictions"  # session state: the predictions recorded so far
 ACTIONS = audit.ACTIONS
-TABLE_COLUMNS = tuple(field for field in audit.FIELDS if field != "id")
+# What a reader looks for first on the left; the long hashes and details on the right.
+TABLE_COLUMNS = (
+    "time",
+    "user",
+    "action",
+    "label",
+    "probability",
+    "threshold",
+    "ood",
+    "model_version",
+    "source",
+    "details",
+    "model_sha256",
+    "image_sha256",
+)
+SHOWN_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # UTC, to the second
 
 
 def current_user() -> str:
@@ -95,6 +111,16 @@ def record_prediction(
     return result
 
 
+def chain_status() -> tuple[bool, str]:
+    """(intact, one line): "audit chain intact through entry N", or where the chain breaks
+    (`audit.verify_chain`); a trail that cannot be read is reported as not verified."""
+    try:
+        report = audit.verify_chain()
+    except (sqlite3.Error, OSError) as error:
+        return False, f"audit chain not verified: {type(error).__name__}: {error}"
+    return report.intact, report.message
+
+
 def entries_table(
     first_day: dt.date | None = None, last_day: dt.date | None = None
 ) -> pd.DataFrame:
@@ -105,8 +131,7 @@ def entries_table(
         last_day: Keep entries on or before this day (None: up to now).
 
     Returns:
-        Columns `time, user, action, source, model_version, model_sha256, image_sha256,
-        probability, label, threshold, ood, details` (`details` as JSON text).
+        The `TABLE_COLUMNS`: `time` as "YYYY-MM-DD HH:MM:SS" (UTC), `details` as JSON text.
 
     Raises:
         ValueError: `last_day` is before `first_day`.
@@ -120,6 +145,8 @@ def entries_table(
     table["details"] = table["details"].map(
         lambda details: "" if details is None else json.dumps(details, sort_keys=True)
     )
+    table["time"] = pd.to_datetime(table["time"], utc=True, format="ISO8601")
+    table["time"] = table["time"].dt.strftime(SHOWN_TIME_FORMAT)
     return table.iloc[::-1].reset_index(drop=True)[list(TABLE_COLUMNS)]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -236,6 +238,43 @@ def test_the_audit_page_lists_and_filters_entries(home, monkeypatch):
     app.selectbox(key="audit_action").set_value("all").run()
     (old,) = app.dataframe[0].value.to_dict("records")
     assert (old["user"], old["action"]) == ("old@site.example", "train_start")
+
+
+def test_the_audit_page_shows_times_to_the_second_and_the_result_columns_first(home):
+    audit.record("predict", source="cli:predict", probability=0.25, label="NORMAL", ood=True)
+
+    table = open_page("audit").dataframe[0].value
+
+    assert list(table.columns[:7]) == [
+        "time",
+        "user",
+        "action",
+        "label",
+        "probability",
+        "threshold",
+        "ood",
+    ]
+    assert dt.datetime.strptime(table["time"][0], "%Y-%m-%d %H:%M:%S")  # no microseconds
+    assert (table["label"][0], table["ood"][0]) == ("NORMAL", True)
+
+
+def test_the_audit_page_says_the_chain_is_intact_and_where_it_breaks(home):
+    for version in ("v1", "v2", "v3"):
+        audit.record("promote", source="dashboard:Runs", user=ML_USER, model_version=version)
+
+    app = open_page("audit")
+    assert app.success[0].value.startswith("audit chain intact through entry 3 (hash ")
+    assert not app.error
+
+    with closing(sqlite3.connect(audit.audit_path())) as connection:
+        connection.execute("DROP TRIGGER entries_refuse_UPDATE")
+        connection.execute("UPDATE entries SET model_version = 'v9' WHERE id = 2")
+        connection.commit()
+    app = open_page("audit")
+    assert [e.value for e in app.error] == [
+        "audit chain broken at entry 2: it was edited or replaced "
+        "(its content does not match its hash)"
+    ]
 
 
 def test_the_audit_page_says_when_nothing_matches(home):
