@@ -21,6 +21,8 @@ from pneumonet_core.governance import audit, audited
 
 PREDICT_SOURCE = "dashboard:Predict"
 AUDITED_KEY = "audit_recorded_predictions"  # session state: the predictions recorded so far
+FAILED_KEY = "audit_failed_predictions"  # session state: {prediction: (tries, last failure)}
+PREDICTION_WRITE_TRIES = 2  # a failed prediction write is retried once, at the next run
 ACTIONS = audit.ACTIONS
 # What a reader looks for first on the left; the long hashes and details on the right.
 TABLE_COLUMNS = (
@@ -81,7 +83,9 @@ def record_prediction(
     """Record a displayed prediction, once per image, model and threshold in this session.
 
     Call it after the (cached) prediction returns, so that a cache hit is recorded too; the
-    reruns of a page record nothing more. A failed write is retried on the next run.
+    reruns of a page record nothing more. A failed write is retried once, at the next run,
+    and never again in this session: later runs return the last failure without writing,
+    so the page keeps its notice and a slider move costs no database wait.
 
     Args:
         prediction: An `inference.ImagePrediction` (an unreadable file's is not recorded).
@@ -89,15 +93,19 @@ def record_prediction(
         model_sha256: The SHA-256 of the model file.
 
     Returns:
-        The `audit.AuditResult`, or None when nothing was written (recorded before, or no
-        prediction).
+        The `audit.AuditResult` (a failure given up on included), or None when it was
+        recorded before or there is no prediction.
     """
     if prediction.error is not None or not prediction.image_sha256:
         return None
     key = (prediction.image_sha256, model_sha256, float(prediction.threshold))
     recorded = st.session_state.setdefault(AUDITED_KEY, set())
+    failed = st.session_state.setdefault(FAILED_KEY, {})
     if key in recorded:
         return None
+    tries, last_failure = failed.get(key, (0, None))
+    if tries >= PREDICTION_WRITE_TRIES:
+        return last_failure
     result = audited.record_prediction(
         prediction,
         source=PREDICT_SOURCE,
@@ -108,6 +116,9 @@ def record_prediction(
     )
     if result.ok:
         recorded.add(key)
+        failed.pop(key, None)
+    else:
+        failed[key] = (tries + 1, result)
     return result
 
 

@@ -23,7 +23,7 @@ from dashboard_fixtures import (
 )
 from streamlit.testing.v1 import AppTest
 
-from pneumonet_core.governance import audit, registry
+from pneumonet_core.governance import audit, audited, registry
 
 ML_USER = "ml@site.example"
 
@@ -107,6 +107,44 @@ def test_a_failed_audit_write_is_a_one_line_notice_and_the_prediction_stands(
     assert any(m.label == "Probability of pneumonia" for m in app.metric)
     notices = [c.value for c in app.caption if "Audit write failed" in c.value]
     assert len(notices) == 1 and "\n" not in notices[0]
+
+
+def test_a_failed_prediction_write_is_retried_once_and_never_on_every_rerun(
+    home, monkeypatch, tiny_models
+):
+    monkeypatch.setenv("PNEUMONET_MODEL", str(tiny_models[0]))
+    tries = []
+
+    def failing_write(*arguments, **fields):
+        tries.append(fields["image_sha256"])
+        return audit.AuditResult(False, error="OperationalError: database is locked", attempts=3)
+
+    monkeypatch.setattr(audited, "record_prediction", failing_write)
+    app = upload(open_page("predict"), ("a.png", png_bytes(seed=1)))
+    for _ in range(3):
+        app.run()
+    app.slider[0].set_value(0.8).run()
+
+    assert tries == [sha256(png_bytes(seed=1))] * 2  # the first try and one retry
+    notices = [c.value for c in app.caption if "Audit write failed" in c.value]
+    assert len(notices) == 1 and "database is locked" in notices[0]  # still shown
+    upload(app, ("a.png", png_bytes(seed=1)), ("b.png", png_bytes(seed=2)))
+    assert tries[2:] == [sha256(png_bytes(seed=2))]  # a new image gets its own tries
+
+
+def test_a_failed_sign_in_write_is_a_notice_on_the_page(home, monkeypatch, tmp_path):
+    from test_auth import CLINICIAN, SIGN_IN_ON, run_home, signed_in
+
+    monkeypatch.setenv("PNEUMONET_MODEL", str(tmp_path / "no-model.keras"))  # no TensorFlow
+    (home / audit.AUDIT_FILE_NAME).mkdir(parents=True)  # no database can be opened there
+
+    app = run_home(signed_in(CLINICIAN, email_verified=True), SIGN_IN_ON)
+
+    warnings = [w.value for w in app.warning if "Audit write failed" in w.value]
+    assert warnings == [
+        "Audit write failed: your sign-in was not recorded in the audit trail "
+        "(OperationalError: unable to open database file)."
+    ]
 
 
 def test_predict_shows_and_uses_the_site_operating_point(home, tiny_models, tmp_path):
