@@ -364,7 +364,12 @@ def verify_chain() -> audit_chain.ChainReport:
 
 
 def verify_command(stream: IO[str]) -> int:
-    """`pneumonet audit verify`: one line on `stream`; returns 0 when intact, else 1."""
-    report = verify_chain()
+    """`pneumonet audit verify`: one line on `stream`; returns 0 when intact, else 1 (a trail
+    that cannot be read too)."""
+    try:
+        report = verify_chain()
+    except sqlite3.Error as error:  # e.g. not a database
+        print(f"audit chain not verified: {type(error).__name__}: {error}", file=stream)
+        return 1
     print(report.message, file=stream)
     return 0 if report.intact else 1

@@ -239,3 +239,10 @@ def test_the_verify_command_exits_0_when_intact_and_1_at_a_break(five_entries, c
     output = capsys.readouterr().out
     assert output.startswith("audit chain broken at entry 4: it was removed")
     assert len(output.splitlines()) == 1
+
+
+def test_the_verify_command_names_a_damaged_database_in_one_line(isolated_state, capsys):
+    audit.audit_path().write_bytes(b"this is not an SQLite database, " * 200)
+    assert cli_main(["audit", "verify"]) == 1
+    output = capsys.readouterr().out
+    assert output == "audit chain not verified: DatabaseError: file is not a database\n"
