@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from typing import Any
 
 import pandas as pd
@@ -20,8 +21,25 @@ from pneumonet_core.governance import audit, audited
 
 PREDICT_SOURCE = "dashboard:Predict"
 AUDITED_KEY = "audit_recorded_predictions"  # session state: the predictions recorded so far
+FAILED_KEY = "audit_failed_predictions"  # session state: {prediction: (tries, last failure)}
+PREDICTION_WRITE_TRIES = 2  # a failed prediction write is retried once, at the next run
 ACTIONS = audit.ACTIONS
-TABLE_COLUMNS = tuple(field for field in audit.FIELDS if field != "id")
+# What a reader looks for first on the left; the long hashes and details on the right.
+TABLE_COLUMNS = (
+    "time",
+    "user",
+    "action",
+    "label",
+    "probability",
+    "threshold",
+    "ood",
+    "model_version",
+    "source",
+    "details",
+    "model_sha256",
+    "image_sha256",
+)
+SHOWN_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # UTC, to the second
 
 
 def current_user() -> str:
@@ -65,7 +83,9 @@ def record_prediction(
     """Record a displayed prediction, once per image, model and threshold in this session.
 
     Call it after the (cached) prediction returns, so that a cache hit is recorded too; the
-    reruns of a page record nothing more. A failed write is retried on the next run.
+    reruns of a page record nothing more. A failed write is retried once, at the next run,
+    and never again in this session: later runs return the last failure without writing,
+    so the page keeps its notice and a slider move costs no database wait.
 
     Args:
         prediction: An `inference.ImagePrediction` (an unreadable file's is not recorded).
@@ -73,15 +93,19 @@ def record_prediction(
         model_sha256: The SHA-256 of the model file.
 
     Returns:
-        The `audit.AuditResult`, or None when nothing was written (recorded before, or no
-        prediction).
+        The `audit.AuditResult` (a failure given up on included), or None when it was
+        recorded before or there is no prediction.
     """
     if prediction.error is not None or not prediction.image_sha256:
         return None
     key = (prediction.image_sha256, model_sha256, float(prediction.threshold))
     recorded = st.session_state.setdefault(AUDITED_KEY, set())
+    failed = st.session_state.setdefault(FAILED_KEY, {})
     if key in recorded:
         return None
+    tries, last_failure = failed.get(key, (0, None))
+    if tries >= PREDICTION_WRITE_TRIES:
+        return last_failure
     result = audited.record_prediction(
         prediction,
         source=PREDICT_SOURCE,
@@ -92,7 +116,20 @@ def record_prediction(
     )
     if result.ok:
         recorded.add(key)
+        failed.pop(key, None)
+    else:
+        failed[key] = (tries + 1, result)
     return result
+
+
+def chain_status() -> tuple[bool, str]:
+    """(intact, one line): "audit chain intact through entry N", or where the chain breaks
+    (`audit.verify_chain`); a trail that cannot be read is reported as not verified."""
+    try:
+        report = audit.verify_chain()
+    except (sqlite3.Error, OSError) as error:
+        return False, f"audit chain not verified: {type(error).__name__}: {error}"
+    return report.intact, report.message
 
 
 def entries_table(
@@ -105,8 +142,7 @@ def entries_table(
         last_day: Keep entries on or before this day (None: up to now).
 
     Returns:
-        Columns `time, user, action, source, model_version, model_sha256, image_sha256,
-        probability, label, threshold, ood, details` (`details` as JSON text).
+        The `TABLE_COLUMNS`: `time` as "YYYY-MM-DD HH:MM:SS" (UTC), `details` as JSON text.
 
     Raises:
         ValueError: `last_day` is before `first_day`.
@@ -120,6 +156,8 @@ def entries_table(
     table["details"] = table["details"].map(
         lambda details: "" if details is None else json.dumps(details, sort_keys=True)
     )
+    table["time"] = pd.to_datetime(table["time"], utc=True, format="ISO8601")
+    table["time"] = table["time"].dt.strftime(SHOWN_TIME_FORMAT)
     return table.iloc[::-1].reset_index(drop=True)[list(TABLE_COLUMNS)]
 
 

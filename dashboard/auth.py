@@ -248,7 +248,8 @@ def sign_out() -> None:
 
 
 def record_sign_in_once(current: Access) -> None:
-    """Add a `sign_in` entry to the audit trail, once per session of a signed-in user."""
+    """Add a `sign_in` entry to the audit trail, once per session of a signed-in user; a failed
+    write is a warning on the page."""
     if not current.signed_in or st.session_state.get(SIGN_IN_RECORDED_KEY):
         return
     st.session_state[SIGN_IN_RECORDED_KEY] = True
@@ -256,11 +257,18 @@ def record_sign_in_once(current: Access) -> None:
 
     details = {"role": current.role or "none", "email_verified": current.email is not None}
     try:
-        audit.record(
+        result = audit.record(
             "sign_in", source=AUDIT_SOURCE, user=current.account or "unknown", details=details
         )
-    except ValueError as error:  # an e-mail the trail refuses (e.g. with a slash)
-        LOGGER.warning("Could not record the sign-in: %s", error)
+        error = None if result.ok else result.error
+    except ValueError as refused:  # an e-mail the trail refuses (e.g. with a slash)
+        error = f"ValueError: {refused}"
+        LOGGER.warning("Could not record the sign-in: %s", refused)
+    if error is not None:  # shown on the page the user signed in to
+        st.warning(
+            f"Audit write failed: your sign-in was not recorded in the audit trail ({error}).",
+            icon=":material/warning:",
+        )
 
 
 def _secrets() -> Mapping[str, Any]:

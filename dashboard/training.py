@@ -158,6 +158,7 @@ class JobSummary:
         error: The error message of a failed run.
         model_path: The trained model file, once saved.
         settings: The training settings of the job.
+        audit_error: The job's last failed audit write, in one line, or None.
     """
 
     state: str
@@ -175,6 +176,7 @@ class JobSummary:
     error: str | None
     model_path: str | None
     settings: dict[str, Any]
+    audit_error: str | None = None
 
 
 def training_defaults() -> dict[str, Any]:
@@ -307,6 +309,7 @@ def job_summary() -> JobSummary | None:
         error=status.error,
         model_path=status.model_path,
         settings=settings,
+        audit_error=status.audit_error,
     )
 
 

@@ -1,5 +1,5 @@
 """Audit: who predicted, trained, promoted, rolled back, changed a threshold or signed in, and
-when; filtered by day, user and action, with a CSV download."""
+when; whether the hash chain is intact; filtered by day, user and action, with a CSV download."""
 
 import datetime as dt
 
@@ -15,8 +15,16 @@ st.caption(
     "The append-only audit trail: each entry holds the time (UTC), user, action, page or "
     "command, model version and model file SHA-256, and for a prediction the image's SHA-256, "
     "probability, label, threshold and out-of-distribution flag. Never pixels, file names or "
-    "DICOM patient fields. `pneumonet audit export` prints the same entries."
+    "DICOM patient fields. Each entry is chained to the one before by SHA-256, so an entry "
+    "edited, removed or inserted by hand shows below. `pneumonet audit export` prints the "
+    "same entries, `pneumonet audit verify` checks the chain."
 )
+
+intact, chain_line = audit_log.chain_status()
+if intact:
+    st.success(chain_line, icon=":material/verified:")
+else:
+    st.error(chain_line, icon=":material/gpp_bad:")
 
 today = dt.datetime.now(dt.UTC).date()
 days = st.date_input(
@@ -50,8 +58,12 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        "probability": st.column_config.NumberColumn(format="%.3f"),
-        "threshold": st.column_config.NumberColumn(format="%.3f"),
+        "time": st.column_config.TextColumn("time (UTC)", width="medium"),
+        "probability": st.column_config.NumberColumn(format="%.3f", width="small"),
+        "threshold": st.column_config.NumberColumn(format="%.3f", width="small"),
+        "ood": st.column_config.CheckboxColumn("OOD", width="small"),
+        "model_sha256": st.column_config.TextColumn(width="small"),
+        "image_sha256": st.column_config.TextColumn(width="small"),
     },
 )
 layout.csv_download("Download entries (CSV)", shown, "pneumonet_audit.csv")

@@ -205,6 +205,8 @@ def live_job() -> None:
         return
     if job.is_active != st.session_state.get("train_job_active_at_render"):
         st.rerun(scope="app")  # a job started or ended: refresh the Start button too
+    if job.audit_error:
+        st.warning(job.audit_error[:1].upper() + job.audit_error[1:], icon=":material/warning:")
     if job.is_active:
         verb = "Stopping" if job.state == "stopping" else "Running"
         st.subheader(f"{verb}: {training.run_display_name(job)}")

@@ -1,5 +1,5 @@
-"""The command line's registry and audit side: `pneumonet model ...`, `pneumonet audit export`,
-and the audit records and model line of `pneumonet predict`.
+"""The command line's registry and audit side: `pneumonet model ...`, `pneumonet audit export`
+and `pneumonet audit verify`, and the audit records and model line of `pneumonet predict`.
 
 Every promotion, rollback and operating-point change is recorded in the audit trail for the
 operating-system user; a failed audit write is reported on one line and never undoes the
@@ -193,8 +193,13 @@ def cmd_audit_export(args) -> int:
     return audit.export_command(args.since, args.format, sys.stdout)
 
 
+def cmd_audit_verify(args) -> int:
+    """`pneumonet audit verify`: walk the hash chain; exit 0 when intact, 1 at a break."""
+    return audit.verify_command(sys.stdout)
+
+
 def add_admin_parsers(commands) -> None:
-    """Add `model` (list, promote, rollback, threshold) and `audit` (export) to a parser."""
+    """Add `model` (list, promote, rollback, threshold) and `audit` (export, verify)."""
     model = commands.add_parser("model", help="the model registry: list, promote, roll back")
     model_commands = model.add_subparsers(dest="model_command", required=True)
     listing = model_commands.add_parser("list", help="every registry version, newest first")
@@ -231,6 +236,10 @@ def add_admin_parsers(commands) -> None:
     export.add_argument("--since", metavar="DATE", help="ISO date or time (UTC), e.g. 2026-01-31")
     export.add_argument("--format", choices=audit.EXPORT_FORMATS, default="jsonl")
     export.set_defaults(handler=cmd_audit_export)
+    verify = trail_commands.add_parser(
+        "verify", help="check the hash chain: name the first entry edited, removed or inserted"
+    )
+    verify.set_defaults(handler=cmd_audit_verify)
 
 
 # The commands that load TensorFlow (to check or score a model).

@@ -1,12 +1,13 @@
 """What makes a model trustworthy to use: the audit trail, audited actions, MLflow tracking,
 the model registry with its active version and site operating points, and model cards.
 
-Order inside: `audit`, `tracking`, `modelcard_markdown` <- `modelcard` <- `registry` <-
-`audited`. MLflow is imported only by `tracking`, inside its functions.
+Order inside: `audit_chain` <- `audit`, `tracking`, `modelcard_markdown` <- `modelcard` <-
+`registry` <- `audited`. MLflow is imported only by `tracking`, inside its functions.
 """
 
 from pneumonet_core.governance import (
     audit,
+    audit_chain,
     audited,
     modelcard,
     modelcard_markdown,
@@ -19,6 +20,7 @@ __all__ = [
     "ResolvedModel",
     "active_predictor",
     "audit",
+    "audit_chain",
     "audited",
     "modelcard",
     "modelcard_markdown",

@@ -2,8 +2,11 @@
 
 Entries live in `<PNEUMONET_HOME>/audit.sqlite` (WAL, `synchronous=FULL`: an entry whose
 `record` returned survives a SIGKILL). No API updates or deletes, and triggers make SQLite
-refuse UPDATE and DELETE on `entries`. A failed write never breaks a prediction: `record`
-retries a locked database, then logs a warning and returns an `AuditResult` with `ok` False.
+refuse UPDATE and DELETE on `entries`, and an INSERT that would reuse or replace an id. Each
+entry is chained to the one before by SHA-256 (`audit_chain`), so `verify_chain` finds an
+entry edited, removed, inserted or replaced by hand even with the triggers dropped. A failed
+write never breaks a prediction: `record` retries a locked database, then logs a warning and
+returns an `AuditResult` with `ok` False.
 
 Privacy: an entry never holds pixels, file names, paths or DICOM patient fields. `record`
 takes no file name: images and models are named by the SHA-256 of their bytes; text with a
@@ -27,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from pneumonet_core.governance import audit_chain
 from pneumonet_core.utils.config import state_dir
 
 AUDIT_FILE_NAME = "audit.sqlite"
@@ -37,14 +41,19 @@ user TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL, model_version TE
 model_sha256 TEXT, image_sha256 TEXT, probability REAL, label TEXT, threshold REAL,
 ood INTEGER, details TEXT"""
 FIELDS = tuple(column.split()[0] for column in TABLE_DEFINITION.split(","))
-INSERTED = FIELDS[1:]  # every field but the id, which SQLite assigns
-INSERT_STATEMENT = f"INSERT INTO entries ({', '.join(INSERTED)}) VALUES (:{', :'.join(INSERTED)})"
+STORED = (*FIELDS, *audit_chain.CHAIN_FIELDS)  # the entry and its place in the hash chain
+INSERT_STATEMENT = f"INSERT INTO entries ({', '.join(STORED)}) VALUES (:{', :'.join(STORED)})"
 APPEND_ONLY_TRIGGER = """CREATE TRIGGER IF NOT EXISTS entries_refuse_{event} BEFORE {event}
 ON entries BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END"""
+# An id is given once: INSERT OR REPLACE, or an INSERT below the last id, is refused.
+NEW_ID_TRIGGER = """CREATE TRIGGER IF NOT EXISTS entries_refuse_reused_id BEFORE INSERT
+ON entries WHEN NEW.id <= (SELECT coalesce(max(id), 0) FROM entries)
+BEGIN SELECT RAISE(ABORT, 'audit entries are append-only: an id is never reused'); END"""
 SCHEMA_STATEMENTS = (  # each a no-op once the database has its schema
-    f"CREATE TABLE IF NOT EXISTS entries ({TABLE_DEFINITION})",
+    f"CREATE TABLE IF NOT EXISTS entries ({TABLE_DEFINITION}, prev_hash TEXT, entry_hash TEXT)",
     "CREATE INDEX IF NOT EXISTS entries_by_time ON entries (time, id)",
     *(APPEND_ONLY_TRIGGER.format(event=event) for event in ("UPDATE", "DELETE")),
+    NEW_ID_TRIGGER,
 )
 EXPORT_FORMATS = ("jsonl", "csv")
 SOURCE_PATTERN = re.compile(r"[a-z][a-z_]*:[A-Za-z0-9_ -]{1,64}")  # "dashboard:Predict"
@@ -285,15 +294,82 @@ def _checked_details(details: Any) -> str:
 
 
 def _insert(row: dict[str, Any]) -> int:
-    """Commit one row in its own connection and transaction (WAL, `synchronous=FULL`)."""
+    """Commit one row, chained to the last, in its own connection and transaction (WAL,
+    `synchronous=FULL`); BEGIN IMMEDIATE makes concurrent writers take turns."""
     audit_path().parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(audit_path(), timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
     with closing(connection):  # closing with an open transaction rolls the transaction back
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("BEGIN IMMEDIATE")
+        _migrate_to_chain(connection)
         for statement in SCHEMA_STATEMENTS:
             connection.execute(statement)
-        entry_id = connection.execute(INSERT_STATEMENT, row).lastrowid
+        last_id, last_hash = connection.execute(
+            "SELECT id, entry_hash FROM entries ORDER BY id DESC LIMIT 1"
+        ).fetchone() or (0, audit_chain.GENESIS_HASH)
+        entry_id = max(last_id, _highest_id_issued(connection)) + 1  # a removed id stays a gap
+        chained = {"id": entry_id, **row, "prev_hash": last_hash}
+        chained["entry_hash"] = audit_chain.entry_hash(chained, last_hash)
+        connection.execute(INSERT_STATEMENT, chained)
         connection.execute("COMMIT")
         return entry_id
+
+
+def _highest_id_issued(connection: sqlite3.Connection) -> int:
+    """SQLite's record of the highest id AUTOINCREMENT ever gave out (0 before the first)."""
+    found = connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
+    if not found.fetchone():
+        return 0
+    sequence = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'")
+    return (sequence.fetchone() or (0,))[0] or 0
+
+
+def _migrate_to_chain(connection: sqlite3.Connection) -> None:
+    """Give a trail written before the hash chain its two columns, and chain its entries in
+    id order, once, inside the caller's transaction."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(entries)")}
+    if not columns or "entry_hash" in columns:
+        return  # no table yet (created with the columns), or already chained
+    for column in audit_chain.CHAIN_FIELDS:
+        connection.execute(f"ALTER TABLE entries ADD COLUMN {column} TEXT")
+    connection.execute("DROP TRIGGER IF EXISTS entries_refuse_UPDATE")  # re-created after
+    connection.row_factory = sqlite3.Row
+    previous_hash = audit_chain.GENESIS_HASH
+    for row in connection.execute(f"SELECT {', '.join(FIELDS)} FROM entries ORDER BY id"):
+        current = audit_chain.entry_hash(dict(row), previous_hash)
+        connection.execute(
+            "UPDATE entries SET prev_hash = ?, entry_hash = ? WHERE id = ?",
+            (previous_hash, current, row["id"]),
+        )
+        previous_hash = current
+    connection.row_factory = None
+
+
+def verify_chain() -> audit_chain.ChainReport:
+    """Walk the whole trail in id order and report the first entry edited, removed, inserted
+    or replaced (`audit_chain.ChainReport`); an absent trail is intact, with no entries."""
+    if not audit_path().exists():
+        return audit_chain.ChainReport(True)
+    with closing(sqlite3.connect(audit_path())) as connection:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(entries)")}
+        if not columns:
+            return audit_chain.ChainReport(True)
+        if "entry_hash" not in columns:  # written before the chain; the next write chains it
+            return audit_chain.ChainReport(False, None, None, 1, "the trail is not chained yet")
+        highest = _highest_id_issued(connection)
+        connection.row_factory = sqlite3.Row
+        rows = connection.execute(f"SELECT {', '.join(STORED)} FROM entries ORDER BY id")
+        return audit_chain.verify_rows((dict(row) for row in rows), highest)
+
+
+def verify_command(stream: IO[str]) -> int:
+    """`pneumonet audit verify`: one line on `stream`; returns 0 when intact, else 1 (a trail
+    that cannot be read too)."""
+    try:
+        report = verify_chain()
+    except sqlite3.Error as error:  # e.g. not a database
+        print(f"audit chain not verified: {type(error).__name__}: {error}", file=stream)
+        return 1
+    print(report.message, file=stream)
+    return 0 if report.intact else 1

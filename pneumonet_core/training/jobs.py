@@ -11,7 +11,8 @@ outlives the dashboard or shell that started it. Files under `config.jobs_dir()`
 
 Every start, stop request and end (finished, stopped or failed) is recorded in the audit trail
 (`audit.record`: `train_start`, `train_stop`, `train_end`), with the job id, its state and
-run id; never a path. A failed audit write never stops a job.
+run id; never a path. A failed audit write never stops a job: it is a line in the job log and
+the status's `audit_error`, where the Train page shows it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class JobStatus:
         error: One-paragraph reason when the job failed.
         model_path: The best model, once written.
         user: Who started it (a signed-in email), or None for the operating-system user.
+        audit_error: The last audit write of this job that failed, in one line, or None.
     """
 
     state: str
@@ -76,6 +78,7 @@ class JobStatus:
     error: str | None = None
     model_path: str | None = None
     user: str | None = None
+    audit_error: str | None = None
     config: dict = field(default_factory=dict)
 
     @property
@@ -214,13 +217,23 @@ def _record_death(status: JobStatus) -> JobStatus:
     return _to_status(values)
 
 
-def _audit(action: str, *, source: str, user: str | None, details: dict) -> None:
-    """Record a job event; a failed write or a refused value (an e-mail holding a slash) is
-    logged and never stops the job."""
+def _audit(action: str, *, source: str, user: str | None, details: dict) -> str | None:
+    """Record a job event. A failed write or a refused value (an e-mail holding a slash) never
+    stops the job: it goes to the job log and the status's `audit_error`, and is returned."""
     try:
-        audit.record(action, source=source, user=user, details=details)
-    except ValueError as error:
-        logger.warning("audit write failed (%s from %s): %s", action, source, error)
+        result = audit.record(action, source=source, user=user, details=details)
+        error = None if result.ok else result.error
+    except ValueError as refused:
+        error = f"ValueError: {first_line(refused, limit=300)}"
+    if error is None:
+        return None
+    notice = f"audit write failed: {action} was not recorded in the audit trail ({error})"
+    logger.warning("%s (from %s)", notice, source)
+    with suppress(OSError):  # the status and the server log still say it
+        _update_status(audit_error=notice)
+        with open(log_path(), "a") as log:
+            log.write(f"pneumonet: {notice}\n")
+    return notice
 
 
 def _record_end(values: dict, source: str) -> None:
@@ -274,8 +287,9 @@ def start_training_job(
             "architecture": train_config.architecture,
             "epochs": train_config.epochs,
         }
+        log_path().unlink(missing_ok=True)  # a fresh log, which the start's notice may open
         _audit("train_start", source=source, user=user, details=details)
-        with open(log_path(), "w") as log:
+        with open(log_path(), "a") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "pneumonet_core.training", str(config_path)],
                 stdout=log,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from dashboard_fixtures import (
 )
 from streamlit.testing.v1 import AppTest
 
-from pneumonet_core.governance import audit, registry
+from pneumonet_core.governance import audit, audited, registry
 
 ML_USER = "ml@site.example"
 
@@ -105,6 +107,44 @@ def test_a_failed_audit_write_is_a_one_line_notice_and_the_prediction_stands(
     assert any(m.label == "Probability of pneumonia" for m in app.metric)
     notices = [c.value for c in app.caption if "Audit write failed" in c.value]
     assert len(notices) == 1 and "\n" not in notices[0]
+
+
+def test_a_failed_prediction_write_is_retried_once_and_never_on_every_rerun(
+    home, monkeypatch, tiny_models
+):
+    monkeypatch.setenv("PNEUMONET_MODEL", str(tiny_models[0]))
+    tries = []
+
+    def failing_write(*arguments, **fields):
+        tries.append(fields["image_sha256"])
+        return audit.AuditResult(False, error="OperationalError: database is locked", attempts=3)
+
+    monkeypatch.setattr(audited, "record_prediction", failing_write)
+    app = upload(open_page("predict"), ("a.png", png_bytes(seed=1)))
+    for _ in range(3):
+        app.run()
+    app.slider[0].set_value(0.8).run()
+
+    assert tries == [sha256(png_bytes(seed=1))] * 2  # the first try and one retry
+    notices = [c.value for c in app.caption if "Audit write failed" in c.value]
+    assert len(notices) == 1 and "database is locked" in notices[0]  # still shown
+    upload(app, ("a.png", png_bytes(seed=1)), ("b.png", png_bytes(seed=2)))
+    assert tries[2:] == [sha256(png_bytes(seed=2))]  # a new image gets its own tries
+
+
+def test_a_failed_sign_in_write_is_a_notice_on_the_page(home, monkeypatch, tmp_path):
+    from test_auth import CLINICIAN, SIGN_IN_ON, run_home, signed_in
+
+    monkeypatch.setenv("PNEUMONET_MODEL", str(tmp_path / "no-model.keras"))  # no TensorFlow
+    (home / audit.AUDIT_FILE_NAME).mkdir(parents=True)  # no database can be opened there
+
+    app = run_home(signed_in(CLINICIAN, email_verified=True), SIGN_IN_ON)
+
+    warnings = [w.value for w in app.warning if "Audit write failed" in w.value]
+    assert warnings == [
+        "Audit write failed: your sign-in was not recorded in the audit trail "
+        "(OperationalError: unable to open database file)."
+    ]
 
 
 def test_predict_shows_and_uses_the_site_operating_point(home, tiny_models, tmp_path):
@@ -236,6 +276,43 @@ def test_the_audit_page_lists_and_filters_entries(home, monkeypatch):
     app.selectbox(key="audit_action").set_value("all").run()
     (old,) = app.dataframe[0].value.to_dict("records")
     assert (old["user"], old["action"]) == ("old@site.example", "train_start")
+
+
+def test_the_audit_page_shows_times_to_the_second_and_the_result_columns_first(home):
+    audit.record("predict", source="cli:predict", probability=0.25, label="NORMAL", ood=True)
+
+    table = open_page("audit").dataframe[0].value
+
+    assert list(table.columns[:7]) == [
+        "time",
+        "user",
+        "action",
+        "label",
+        "probability",
+        "threshold",
+        "ood",
+    ]
+    assert dt.datetime.strptime(table["time"][0], "%Y-%m-%d %H:%M:%S")  # no microseconds
+    assert (table["label"][0], table["ood"][0]) == ("NORMAL", True)
+
+
+def test_the_audit_page_says_the_chain_is_intact_and_where_it_breaks(home):
+    for version in ("v1", "v2", "v3"):
+        audit.record("promote", source="dashboard:Runs", user=ML_USER, model_version=version)
+
+    app = open_page("audit")
+    assert app.success[0].value.startswith("audit chain intact through entry 3 (hash ")
+    assert not app.error
+
+    with closing(sqlite3.connect(audit.audit_path())) as connection:
+        connection.execute("DROP TRIGGER entries_refuse_UPDATE")
+        connection.execute("UPDATE entries SET model_version = 'v9' WHERE id = 2")
+        connection.commit()
+    app = open_page("audit")
+    assert [e.value for e in app.error] == [
+        "audit chain broken at entry 2: it was edited or replaced "
+        "(its content does not match its hash)"
+    ]
 
 
 def test_the_audit_page_says_when_nothing_matches(home):

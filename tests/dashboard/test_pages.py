@@ -464,6 +464,21 @@ def test_train_page_shows_a_failed_run(dashboard_env):
     assert app.button(key="FormSubmitter:train_settings-Start training").disabled is False
 
 
+def test_train_page_shows_a_failed_audit_write_of_the_job(dashboard_env):
+    from pneumonet_core.utils import config
+    from pneumonet_core.utils.atomic import write_json_atomically
+
+    notice = "audit write failed: train_end was not recorded in the audit trail (locked)"
+    write_json_atomically(
+        config.jobs_dir() / "status.json",
+        {"state": "finished", "job_id": "abc123", "audit_error": notice},
+    )
+    app = open_page("train")
+    assert [w.value for w in app.warning if "not recorded" in w.value] == [
+        "Audit write failed: train_end was not recorded in the audit trail (locked)"
+    ]
+
+
 @pytest.mark.slow
 def test_one_press_of_stop_stops_a_real_job(dashboard_env, synthetic_data, train_config_factory):
     from job_helpers import JOB_TIMEOUT_S, wait_until

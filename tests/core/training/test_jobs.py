@@ -162,6 +162,29 @@ def test_killed_job_is_reported_failed_and_its_run_closed(
     assert ended["details"]["run_id"] == running.run_id
 
 
+def test_failed_audit_writes_are_lines_in_the_job_log_and_the_status(
+    tmp_path, train_config_factory, isolated_state, job_cleanup
+):
+    (isolated_state / audit.AUDIT_FILE_NAME).mkdir()  # no audit database can be opened there
+    config = train_config_factory(tmp_path / "no_such_dataset", None, epochs=1)
+
+    start_training_job(config)
+
+    started = read_job_status()
+    assert started.audit_error.startswith("audit write failed: train_start was not recorded")
+    assert wait_for_job(timeout_s=JOB_TIMEOUT_S).state == "failed"  # as it would have anyway
+
+    def end_notice() -> str | None:  # written just after the final state, once retries end
+        notice = read_job_status().audit_error
+        return notice if notice and "train_end" in notice else None
+
+    assert wait_until(end_notice).startswith("audit write failed: train_end was not recorded")
+    log = jobs.log_path().read_text()
+    for action in ("train_start", "train_end"):
+        assert f"pneumonet: audit write failed: {action} was not recorded" in log
+    assert "Traceback" in log  # the job's own output is kept after the start's notice
+
+
 def test_job_that_raises_reports_failed_with_the_reason(
     tmp_path, train_config_factory, isolated_state, job_cleanup
 ):
