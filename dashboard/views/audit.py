@@ -5,7 +5,7 @@ import datetime as dt
 
 import streamlit as st
 
-from dashboard import audit_log, layout
+from dashboard import audit_log, auth, layout
 
 ALL = "all"
 DEFAULT_DAYS = 30
@@ -17,6 +17,7 @@ st.caption(
     "probability, label, threshold and out-of-distribution flag. Never pixels, file names or "
     "DICOM patient fields. `pneumonet audit export` prints the same entries."
 )
+st.caption(audit_log.sign_in_trust_note(auth.access()))
 
 today = dt.datetime.now(dt.UTC).date()
 days = st.date_input(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 from dashboard_fixtures import PROJECT_ROOT, make_tiny_dataset, require_data
-
 from pneumonet_testing.concurrent_sessions import (
     open_predict,
     start_training_job,

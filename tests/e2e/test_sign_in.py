@@ -20,9 +20,9 @@ from urllib.parse import urlparse
 import pytest
 from browser_helpers import save_screenshot, wait_until_idle
 from dashboard_fixtures import DATA_ROOT
+from pneumonet_testing.concurrent_sessions import start_dashboard, stop_dashboard
 
 from dashboard import navigation
-from pneumonet_testing.concurrent_sessions import start_dashboard, stop_dashboard
 
 pytestmark = [
     pytest.mark.e2e,
