@@ -85,3 +85,32 @@ def test_an_evaluation_is_recorded_once_with_no_file_name(monkeypatch, tmp_path)
     assert len(details["set_sha256"]) == 64 and 0 <= details["roc_auc"] <= 1
     stored = json.dumps(entry)
     assert "person" not in stored and ".png" not in stored and str(tmp_path) not in stored
+
+
+def test_the_validation_split_is_carved_from_the_configured_root_not_the_recorded_one(tmp_path):
+    from dashboard import evaluation
+    from pneumonet_core.models import architectures, modelio
+
+    metadata = modelio.ModelMetadata(
+        architecture="seed",
+        image_size=64,
+        training={"data_dir": "/elsewhere/chest_xray", "val_fraction": 0.25, "split_seed": 7},
+    )
+    model = modelio.save_model(
+        architectures.build_model("seed", image_size=64), tmp_path / "m.keras", metadata
+    )
+    settings = evaluation.validation_split_settings(str(model), str(tmp_path / "configured"))
+    assert settings["data_dir"] == str(tmp_path / "configured")
+    assert (settings["val_fraction"], settings["seed"]) == (0.25, 7)
+
+
+def test_the_shipped_model_matches_the_shared_data_and_a_copy_with_other_files_does_not(tmp_path):
+    from dashboard_fixtures import PROJECT_ROOT, make_tiny_dataset, require_data
+
+    from dashboard import evaluation
+
+    shipped = str(PROJECT_ROOT / "assets" / "model" / "pneumonet.keras")
+    assert evaluation.training_data_difference(shipped, str(require_data())) is None
+    other = make_tiny_dataset(tmp_path / "other")
+    difference = evaluation.training_data_difference(shipped, str(other))
+    assert difference and "not the model's own" in difference
