@@ -18,7 +18,7 @@ import streamlit as st
 
 from dashboard import auth, dataset
 
-DEFAULT_MAX_PER_CLASS = 500  # covers test/ (234 NORMAL, 390 PNEUMONIA); bounds any folder
+DEFAULT_MAX_PER_CLASS = 500  # all of the shared test/ (118 NORMAL, 196 PNEUMONIA); bounded
 EVALUATE_SOURCE = "dashboard:Evaluate"
 RECORDED_KEY = "evaluate_recorded_runs"  # session state: the evaluations recorded so far
 OUTSIDE_ROOTS = "the folder must lie under one of the configured data roots"
