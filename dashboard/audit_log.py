@@ -145,8 +145,11 @@ def entries_table(
         The `TABLE_COLUMNS`: `time` as "YYYY-MM-DD HH:MM:SS" (UTC), `details` as JSON text.
 
     Raises:
+        PermissionError: The user's role is not "ml" (only the ML team reads the trail).
         ValueError: `last_day` is before `first_day`.
     """
+    if not auth.may("ml"):
+        raise PermissionError("Only the ML team may read the audit trail.")
     if first_day and last_day and last_day < first_day:
         raise ValueError(f"the last day {last_day} is before the first day {first_day}")
     until = None if last_day is None else (last_day + dt.timedelta(days=1)).isoformat()
@@ -159,6 +162,18 @@ def entries_table(
     table["time"] = pd.to_datetime(table["time"], utc=True, format="ISO8601")
     table["time"] = table["time"].dt.strftime(SHOWN_TIME_FORMAT)
     return table.iloc[::-1].reset_index(drop=True)[list(TABLE_COLUMNS)]
+
+
+def sign_in_trust_note(visitor: auth.Access) -> str:
+    """One line on whose e-mail addresses get a role (shown on the Audit page)."""
+    if not visitor.sign_in:
+        return "Sign-in is off: the one local user has every role."
+    if visitor.trusts_unverified:
+        return (
+            "Sign-in trusts e-mail addresses the provider does not mark verified "
+            "([pneumonet.auth] trust_unverified_email = true)."
+        )
+    return "Sign-in gives a role only to e-mail addresses the provider marks verified."
 
 
 def filter_entries(

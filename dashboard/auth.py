@@ -11,7 +11,9 @@ and gets the role that `[pneumonet.roles]` gives their verified e-mail:
 
 Addresses match case-insensitively; `*@domain` matches every address of that domain. An exact
 address wins over a pattern; among matches of the same kind, "ml" wins. A signed-in user
-matched by neither list, or whose provider says the e-mail is not verified, has no role.
+matched by neither list, or whose provider does not say `email_verified: true`, has no role.
+For a provider that never sends the claim, an administrator may write
+`[pneumonet.auth] trust_unverified_email = true` (the Audit page shows it).
 
 The rules are pure functions of plain mappings (`check_auth_section`, `parse_roles`,
 `claimed_email`, `verified_email`, `role_for_email`, `role_allows`); `access` applies them to
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib.util
 import logging
 import re
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,8 +63,12 @@ class Access:
         email: The verified e-mail, lower-case (None when sign-in is off or unverified).
         role: "clinician", "ml" or None (no role, or not signed in); "ml" when sign-in is off.
         account: The e-mail the provider sent, verified or not (`claimed_email`).
-        unverified: Whether the provider said that e-mail is not verified.
+        unverified: Whether the address was not accepted as verified.
         problem: Why sign-in cannot work (malformed settings), shown on the sign-in page.
+        trusts_unverified: Whether `[pneumonet.auth] trust_unverified_email` is on.
+        email_verified: Whether the provider said `email_verified: true`.
+        sign_in_key: What identifies this sign-in (the ID token's issue time and nonce), so
+            it is recorded once however many pages are loaded; None when unknown.
     """
 
     sign_in: bool
@@ -70,6 +78,9 @@ class Access:
     account: str | None = None
     unverified: bool = False
     problem: str | None = None
+    trusts_unverified: bool = False
+    email_verified: bool = False
+    sign_in_key: str | None = None
 
 
 SIGN_IN_OFF = Access(sign_in=False, role=TOP_ROLE)
@@ -133,15 +144,38 @@ def parse_roles(secrets: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     return roles
 
 
-def verified_email(claims: Mapping[str, Any]) -> str | None:
-    """The `email` claim, lower-case, unless missing or marked unverified (`email_verified`).
+def verified_email(claims: Mapping[str, Any], *, trust_unverified: bool = False) -> str | None:
+    """The `email` claim, lower-case, when the provider says `email_verified: true`.
 
-    A provider that sends no `email_verified` claim is trusted; one that sends it must say true.
+    Args:
+        claims: The signed-in user's claims.
+        trust_unverified: Also accept an address whose provider sends no `email_verified`
+            claim (`trusts_unverified_email`); one that sends false is never accepted.
     """
     email = claimed_email(claims)
-    if email is None or ("email_verified" in claims and not _is_true(claims["email_verified"])):
+    if email is None:
         return None
-    return email
+    if "email_verified" not in claims:
+        return email if trust_unverified else None
+    return email if _is_true(claims["email_verified"]) else None
+
+
+def trusts_unverified_email(secrets: Mapping[str, Any]) -> bool:
+    """Whether `[pneumonet.auth] trust_unverified_email = true` is set (default False).
+
+    Raises:
+        AuthConfigError: The setting is there but is not true or false.
+    """
+    section = secrets.get("pneumonet", {})
+    table = section.get("auth", {}) if isinstance(section, Mapping) else {}
+    if not isinstance(table, Mapping):
+        raise AuthConfigError("[pneumonet.auth] in the secrets file must be a table")
+    value = table.get("trust_unverified_email", False)
+    if not isinstance(value, bool):
+        raise AuthConfigError(
+            f"[pneumonet.auth] trust_unverified_email must be true or false, got {value!r}"
+        )
+    return value
 
 
 def claimed_email(claims: Mapping[str, Any]) -> str | None:
@@ -201,6 +235,7 @@ def access() -> Access:
             return SIGN_IN_OFF
         check_auth_section(secrets["auth"])
         roles = parse_roles(secrets)
+        trust_unverified = trusts_unverified_email(secrets)
     except AuthConfigError as error:
         _warn_once(f"Sign-in is closed: {error}")
         return Access(sign_in=True, problem=str(error))
@@ -209,7 +244,7 @@ def access() -> Access:
     claims = _user_claims()
     if not claims.get("is_logged_in"):
         return Access(sign_in=True)
-    email = verified_email(claims)
+    email = verified_email(claims, trust_unverified=trust_unverified)
     account = claimed_email(claims)
     return Access(
         sign_in=True,
@@ -218,7 +253,22 @@ def access() -> Access:
         role=role_for_email(email, roles),
         account=account,
         unverified=email is None and account is not None,
+        trusts_unverified=trust_unverified,
+        email_verified=_is_true(claims.get("email_verified")),
+        sign_in_key=sign_in_key(claims),
     )
+
+
+def sign_in_key(claims: Mapping[str, Any]) -> str | None:
+    """What tells one sign-in from another: the ID token's subject, issue time and nonce.
+
+    Every page load of one sign-in carries the same token, so the same key; None when the
+    token has neither an issue time nor a nonce.
+    """
+    parts = [str(claims.get(name, "")) for name in ("sub", "iat", "nonce")]
+    if not (parts[1] or parts[2]):
+        return None
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def signed_in_email() -> str | None:
@@ -248,14 +298,25 @@ def sign_out() -> None:
 
 
 def record_sign_in_once(current: Access) -> None:
-    """Add a `sign_in` entry to the audit trail, once per session of a signed-in user; a failed
-    write is a warning on the page."""
+    """Add a `sign_in` entry to the audit trail once per sign-in (not per page load).
+
+    A sign-in is known by its `sign_in_key` across sessions of this server (every page load is
+    a new Streamlit session); without a key, once per session. The entry says whether the
+    address was verified and whether unverified addresses are trusted. A failed write is a
+    warning on the page.
+    """
     if not current.signed_in or st.session_state.get(SIGN_IN_RECORDED_KEY):
         return
     st.session_state[SIGN_IN_RECORDED_KEY] = True
+    if current.sign_in_key is not None and not _first_time(current.sign_in_key):
+        return
     from pneumonet_core.governance import audit
 
-    details = {"role": current.role or "none", "email_verified": current.email is not None}
+    details = {
+        "role": current.role or "none",
+        "email_verified": current.email_verified,
+        "trust_unverified_email": current.trusts_unverified,
+    }
     try:
         result = audit.record(
             "sign_in", source=AUDIT_SOURCE, user=current.account or "unknown", details=details
@@ -269,6 +330,22 @@ def record_sign_in_once(current: Access) -> None:
             f"Audit write failed: your sign-in was not recorded in the audit trail ({error}).",
             icon=":material/warning:",
         )
+
+
+_RECORDED_SIGN_INS: dict[str, None] = {}  # sign-in keys, oldest first (bounded)
+_RECORDED_LOCK = threading.Lock()
+MAX_REMEMBERED_SIGN_INS = 10_000
+
+
+def _first_time(key: str) -> bool:
+    """Whether `key` is seen for the first time by this server (then remembers it)."""
+    with _RECORDED_LOCK:
+        if key in _RECORDED_SIGN_INS:
+            return False
+        _RECORDED_SIGN_INS[key] = None
+        while len(_RECORDED_SIGN_INS) > MAX_REMEMBERED_SIGN_INS:
+            del _RECORDED_SIGN_INS[next(iter(_RECORDED_SIGN_INS))]
+        return True
 
 
 def _secrets() -> Mapping[str, Any]:

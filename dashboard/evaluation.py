@@ -66,16 +66,18 @@ class ModelScores:
     skipped: tuple[tuple[str, str], ...]
 
 
-def validation_split_settings(model_path: str) -> dict[str, Any]:
-    """How a model's patient-grouped validation split was carved (from its training settings).
+def validation_split_settings(model_path: str, data_root: str) -> dict[str, Any]:
+    """How a model's patient-grouped validation split was carved, applied to the configured
+    data root (never the folder recorded in the model, which may be another machine's).
 
     Args:
         model_path: The model whose split to reproduce.
+        data_root: The configured dataset root (`dataset.default_data_root()`).
 
     Returns:
-        `data_dir`, `val_fraction`, `seed` and `subset_per_class`, as the core reads them from
-        the model's metadata (`inference.ood.training_split_settings`; its defaults when
-        the file does not exist or recorded none).
+        `data_dir` (= `data_root`), `val_fraction`, `seed` and `subset_per_class`, as the core
+        reads them from the model's metadata (`inference.ood.training_split_settings`; its
+        defaults when the file does not exist or recorded none).
 
     Raises:
         ModelLoadError: The model file exists but its metadata cannot be read.
@@ -84,7 +86,36 @@ def validation_split_settings(model_path: str) -> dict[str, Any]:
     from pneumonet_core.models import read_metadata
 
     metadata = read_metadata(model_path) if Path(model_path).is_file() else None
-    return ood.training_split_settings(metadata)
+    return ood.training_split_settings(metadata, data_dir=data_root)
+
+
+@st.cache_data(show_spinner="Checking the split against the model's training data…", ttl=600)
+def training_data_difference(model_path: str, data_root: str) -> str | None:
+    """How the split carved from `data_root` differs from the model's training data, or None.
+
+    The model records the SHA-256 of its training and validation files
+    (`training_data_fingerprint`); the same split of the configured root must give it.
+
+    Returns:
+        None when the fingerprints match; otherwise a one-line note (also when the model
+        recorded no fingerprint).
+    """
+    from pneumonet_core.data import data_fingerprint
+    from pneumonet_core.inference import ood
+    from pneumonet_core.models import read_metadata
+
+    metadata = read_metadata(model_path) if Path(model_path).is_file() else None
+    recorded = getattr(metadata, "training_data_fingerprint", "")
+    if not recorded:
+        return "the model recorded no training-data fingerprint, so the split cannot be checked"
+    train_frame, val_frame = ood.model_training_split(metadata, data_root)
+    found = data_fingerprint(pd.concat([train_frame["path"], val_frame["path"]]))
+    if found != recorded:
+        return (
+            "the configured data differ from the model's training data (fingerprint "
+            f"{found[:12]} here, {recorded[:12]} recorded): this split is not the model's own"
+        )
+    return None
 
 
 @st.cache_data(show_spinner="Finding the images…", max_entries=16)

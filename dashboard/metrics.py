@@ -100,12 +100,13 @@ def calibration(scores: ModelScores, n_bins: int = 10) -> tuple[dict[str, np.nda
 
 
 def suggested_thresholds(scores: ModelScores) -> dict[str, float]:
-    """Useful thresholds: the model's own, Youden's J, and 95% sensitivity (each in [0, 1])."""
+    """Useful thresholds: the model's own, the Youden threshold (largest sensitivity +
+    specificity - 1) and 95% sensitivity (each in [0, 1])."""
     from pneumonet_core.metrics import classification as evaluate
 
     suggestions = {"model's threshold": scores.threshold}
     if len(set(scores.labels.tolist())) == 2:
-        suggestions["Youden's J"] = evaluate.youden_threshold(scores.labels, scores.scores)
+        suggestions["Youden threshold"] = evaluate.youden_threshold(scores.labels, scores.scores)
         suggestions["95% sensitivity"] = evaluate.threshold_for_sensitivity(
             scores.labels, scores.scores, min_sensitivity=0.95
         )

@@ -3,10 +3,11 @@
 Each page's URL path comes from its file name (`views/predict.py` is `/predict`; the default page
 is `/`), and its title is the sidebar link's name.
 
-Only the pages the visitor's role may open (`dashboard.auth`) are passed to `st.navigation`, so
-no other page can be opened, by link or by URL (Streamlit then runs the default page). Before
-signing in, a visitor gets the sign-in page alone; a signed-in user with no role, the no-access
-page alone; neither lists any page in the sidebar.
+Only the pages the visitor's role may open (`dashboard.auth`) are listed and run. At the URL of
+any other page, a hidden stand-in (`dashboard.access_pages`) says why it cannot be opened, with
+the way back, instead of Streamlit's "Page not found": before signing in, the sign-in page; for
+a signed-in user with no role, the no-access page; for a role that may not open it, "needs the
+role ml" and a link to Home. Neither of the first two lists any page in the sidebar.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import auth
+from dashboard import access_pages, auth
 
 DASHBOARD_DIR = Path(__file__).resolve().parent
 
@@ -101,14 +102,46 @@ def build(current: auth.Access | None = None) -> st.Page:
 
     Returns:
         The `st.navigation` object; its `run()` runs the page the user is on: one the user's
-        role may open, else the sign-in or no-access page, with no page listed.
+        role may open, else the stand-in that says why not (`access_pages`).
     """
     current = current or auth.access()
     entries = pages_for(current.role)
     if not entries:
-        gate = NO_ACCESS_PAGE if current.signed_in else SIGN_IN_PAGE
-        return st.navigation([_page(gate)], position="hidden")
+        return st.navigation(_gate_pages(current), position="hidden")
     sections: dict[str, list[st.Page]] = {}
     for entry in entries:
         sections.setdefault(entry.section, []).append(_page(entry))
+    home = sections[entries[0].section][0]
+    refused = [entry for entry in PAGES if entry not in entries]
+    hidden = [_needs_role_page(entry, home) for entry in refused]
+    if hidden:
+        sections.setdefault(entries[-1].section, []).extend(hidden)
     return st.navigation(sections)
+
+
+def _gate_pages(current: auth.Access) -> list[st.Page]:
+    """The sign-in or no-access page at `/`, and a stand-in of it at every other page's URL."""
+    gate = NO_ACCESS_PAGE if current.signed_in else SIGN_IN_PAGE
+    render = access_pages.no_access_page if current.signed_in else access_pages.sign_in_page
+    stand_ins = [
+        st.Page(
+            access_pages.gate(render, entry.title if current.signed_in else True),
+            title=gate.title,
+            url_path=entry.key,
+            visibility="hidden",
+        )
+        for entry in PAGES
+        if not entry.default
+    ]
+    return [_page(gate), *stand_ins]
+
+
+def _needs_role_page(entry: PageEntry, home: st.Page) -> st.Page:
+    """A hidden stand-in at `entry`'s URL saying which role it needs, with a link home."""
+    needed = entry.roles[-1] if entry.roles else auth.TOP_ROLE
+    return st.Page(
+        access_pages.gate(access_pages.needs_role_page, entry.title, needed, home),
+        title=entry.title,
+        url_path=entry.key,
+        visibility="hidden",
+    )

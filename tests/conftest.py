@@ -22,6 +22,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from missing_data import missing_data  # noqa: E402
 from PIL import Image  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -229,9 +230,9 @@ def trained_model_path(trained) -> Path:
 
 
 def require_real_data() -> Path:
-    """The shared dataset root, or skip with the reason when it is absent."""
+    """The shared dataset root; when it is absent, skip with the reason (fail in CI)."""
     if not (REAL_DATA_ROOT / "train" / "NORMAL").is_dir():
-        pytest.skip(f"shared dataset not found at {REAL_DATA_ROOT} (set PNEUMONET_DATA)")
+        missing_data(f"shared dataset not found at {REAL_DATA_ROOT} (set PNEUMONET_DATA)")
     return REAL_DATA_ROOT
 
 

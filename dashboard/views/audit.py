@@ -5,7 +5,7 @@ import datetime as dt
 
 import streamlit as st
 
-from dashboard import audit_log, layout
+from dashboard import audit_log, auth, layout
 
 ALL = "all"
 DEFAULT_DAYS = 30
@@ -19,6 +19,7 @@ st.caption(
     "edited, removed or inserted by hand shows below. `pneumonet audit export` prints the "
     "same entries, `pneumonet audit verify` checks the chain."
 )
+st.caption(audit_log.sign_in_trust_note(auth.access()))
 
 intact, chain_line = audit_log.chain_status()
 if intact:

@@ -6,8 +6,9 @@ import streamlit as st
 from dashboard import (
     auth,
     charts,
-    dataset,
+    evaluate_sections,
     evaluation,
+    evaluation_folders,
     inference,
     layout,
     metrics,
@@ -19,7 +20,7 @@ from dashboard import (
 
 ALL = "all"
 PER_CLASS_OPTIONS = [25, 50, 100, 200, 500, ALL]
-VALIDATION_LABEL = "Validation split (patient-grouped, carved from train/)"
+VALIDATION_LABEL = "Validation split (the model's patients, carved from train/)"
 OTHER_FOLDER_LABEL = "Another folder…"
 GALLERY_COLUMNS = 3
 
@@ -32,7 +33,8 @@ layout.intended_use_note()
 
 
 def choose_images(model_path: str) -> evaluation.EvaluationSet | None:
-    """The split picker: validation split, a dataset folder, or any folder.
+    """The split picker: `test/` first, the other folders of the configured data roots, the
+    model's validation split, and (role ml) a folder typed under those roots.
 
     Args:
         model_path: The model whose validation split is offered.
@@ -40,35 +42,64 @@ def choose_images(model_path: str) -> evaluation.EvaluationSet | None:
     Returns:
         The chosen images, or None until a usable folder is given.
     """
-    split_settings = evaluation.validation_split_settings(model_path)
-    data_root = split_settings["data_dir"]
-    folders = {
-        f"{name}/ folder": f"{data_root}/{name}" for name in dataset.dataset_splits(data_root)
-    }
-    options = [VALIDATION_LABEL, *folders, OTHER_FOLDER_LABEL]
+    roots = evaluation_folders.data_roots()
+    data_root = str(roots[0])
+    folders = evaluation_folders.root_folders(roots)
+    may_type = auth.may("ml")
+    validation = [VALIDATION_LABEL] if (roots[0] / "train").is_dir() else []
+    options = [*folders, *validation, *([OTHER_FOLDER_LABEL] if may_type else [])]
+    if not options:
+        st.info(
+            "No labelled folder under the data roots, and no train/ folder to carve the "
+            "validation split from.",
+            icon=":material/folder_open:",
+        )
+        return None
     left, right = st.columns([2, 1])
     choice = left.selectbox("Evaluate on", options, key="evaluate_split")
     per_class = right.select_slider(
-        "Images per class", PER_CLASS_OPTIONS, value=ALL, key="evaluate_per_class"
+        "Images per class",
+        PER_CLASS_OPTIONS if may_type else PER_CLASS_OPTIONS[:-1],
+        value=evaluation_folders.DEFAULT_MAX_PER_CLASS,
+        key="evaluate_per_class",
+    )
+    st.caption(
+        f"At most {per_class} images per class"
+        + (f" (default {evaluation_folders.DEFAULT_MAX_PER_CLASS})." if per_class != ALL else ".")
     )
     max_per_class = None if per_class == ALL else int(per_class)
     if choice == VALIDATION_LABEL:
-        return evaluation.evaluation_set(
-            evaluation.VALIDATION_SPLIT,
-            data_root,
-            val_fraction=split_settings["val_fraction"],
-            seed=split_settings["seed"],
-            subset_per_class=split_settings["subset_per_class"],
-            max_per_class=max_per_class,
-        )
+        return validation_images(model_path, data_root, max_per_class)
     folder = folders.get(choice)
     if folder is None:
-        folder = st.text_input("Folder holding NORMAL/ and PNEUMONIA/", key="evaluate_folder")
-        if not folder.strip():
+        typed = st.text_input(
+            "Folder holding NORMAL/ and PNEUMONIA/, under the data roots", key="evaluate_folder"
+        )
+        if not typed.strip():
             st.info("Enter a folder to evaluate on.", icon=":material/folder_open:")
             return None
+        folder = str(evaluation_folders.typed_folder(typed))
+    return evaluation.evaluation_set(evaluation.FOLDER_SPLIT, folder, max_per_class=max_per_class)
+
+
+def validation_images(
+    model_path: str, data_root: str, max_per_class: int | None
+) -> evaluation.EvaluationSet:
+    """The model's patient-grouped validation split, carved from the configured data root,
+    with a note when those files are not the model's training data."""
+    split_settings = evaluation.validation_split_settings(model_path, data_root)
+    difference = evaluation.training_data_difference(model_path, data_root)
+    if difference:
+        st.warning(f"Note: {difference}.", icon=":material/warning:")
+    else:
+        st.caption("Same files as the model's training data (fingerprint matches).")
     return evaluation.evaluation_set(
-        evaluation.FOLDER_SPLIT, folder.strip(), max_per_class=max_per_class
+        evaluation.VALIDATION_SPLIT,
+        data_root,
+        val_fraction=split_settings["val_fraction"],
+        seed=split_settings["seed"],
+        subset_per_class=split_settings["subset_per_class"],
+        max_per_class=max_per_class,
     )
 
 
@@ -91,7 +122,10 @@ def threshold_slider(scores: evaluation.ModelScores, start: float) -> float:
         key=f"evaluate_threshold_{scores.model_path}",
     )
     suggestions = metrics.suggested_thresholds(scores)
-    st.caption(" · ".join(f"{name}: {value:.2f}" for name, value in suggestions.items()))
+    st.caption(
+        "Suggested thresholds: "
+        + " · ".join(f"{name} {value:.2f}" for name, value in suggestions.items())
+    )
     return threshold
 
 
@@ -132,6 +166,23 @@ def operating_point_section(target, image_set: evaluation.EvaluationSet, thresho
                 "Predict and the command line now use it.",
                 icon=":material/tune:",
             )
+
+
+def record_evaluation(model_path, image_set, scores, threshold, threshold_metrics) -> None:
+    """An `evaluate` audit entry for this model and image set (once a session): the set's
+    fingerprint and size and the metrics, never a file name."""
+    summary = models.model_summary(model_path)
+    evaluation_folders.record_evaluation_once(
+        model_version=summary.source if summary else "unknown",
+        model_sha256=models.model_sha256(model_path),
+        kind=image_set.kind,
+        fingerprint=evaluation_folders.set_fingerprint(
+            scores.paths, scores.labels.tolist(), image_set.folder
+        ),
+        threshold=threshold,
+        threshold_metrics=threshold_metrics,
+        images=len(scores.paths),
+    )
 
 
 def headline_metrics(threshold_metrics: dict) -> None:
@@ -183,60 +234,6 @@ def gallery(scores: evaluation.ModelScores, threshold: float) -> list[report.Rep
     return shown
 
 
-def comparison(
-    model_choices: dict[str, str],
-    primary: evaluation.ModelScores,
-    image_set: evaluation.EvaluationSet,
-) -> report.ReportSection | None:
-    """Two or more models side by side on the same images: curves and a metrics table.
-
-    Args:
-        model_choices: Every model that can be evaluated (label to path).
-        primary: The primary model's predictions.
-        image_set: The images both are evaluated on.
-
-    Returns:
-        The comparison for the report, or None when nothing is compared.
-    """
-    others = [label for label, path in model_choices.items() if path != primary.model_path]
-    chosen = st.multiselect("Compare with", others, key="evaluate_compare")
-    if not chosen:
-        st.caption("Pick one or more models or runs to compare them with the one above.")
-        return None
-    with st.spinner("Predicting with the other models…"):
-        all_scores = [primary] + [
-            evaluation.model_scores(model_choices[label], image_set, models.short_model_name(label))
-            for label in chosen
-        ]
-    table = metrics.comparison_table(all_scores)
-    st.dataframe(table, hide_index=True, width="stretch")
-    roc = charts.roc_curves(
-        [metrics.roc_curve(item, item.threshold) for item in all_scores], title="ROC curves"
-    )
-    pr = charts.pr_curves(
-        [metrics.pr_curve(item, item.threshold) for item in all_scores], title="PR curves"
-    )
-    left, right = st.columns(2)
-    left.plotly_chart(roc, config=charts.PLOTLY_CONFIG, width="stretch", key="compare_roc")
-    right.plotly_chart(pr, config=charts.PLOTLY_CONFIG, width="stretch", key="compare_pr")
-    figures = [roc, pr]
-    histories = evaluation.run_histories([item.model_path for item in all_scores])
-    if histories:
-        left, right = st.columns(2)
-        for column, metric in zip((left, right), ("val_auc", "val_loss"), strict=True):
-            figure = charts.run_comparison(histories, metric)
-            column.plotly_chart(
-                figure, config=charts.PLOTLY_CONFIG, width="stretch", key=f"compare_{metric}"
-            )
-            figures.append(figure)
-    return report.ReportSection(
-        "Model comparison",
-        text=["Each model at its own operating threshold, on the same images."],
-        figures=figures,
-        tables=[("Metrics", table)],
-    )
-
-
 def shortcut_section(model_path: str, image_set: evaluation.EvaluationSet) -> None:
     """The shortcut audit: the card's figures, and a run on the chosen images on request."""
     st.caption(
@@ -246,11 +243,12 @@ def shortcut_section(model_path: str, image_set: evaluation.EvaluationSet) -> No
     )
     summary = models.model_summary(model_path)
     if summary is not None and summary.shortcut_audit:
-        st.markdown(f"From the model card ({summary.shortcut_audit.get('n', '?')} test/ images):")
+        st.subheader(f"From the model card ({summary.shortcut_audit.get('n', '?')} test/ images)")
         layout.shortcut_block(summary.shortcut_audit, evaluation.shortcut_targets())
     if st.toggle("Run the audit on these images (one Grad-CAM per image)", key="shortcuts"):
         with st.spinner("Hiding regions and explaining every image…"):
             audit = evaluation.shortcut_audit(model_path, image_set)
+        st.subheader(f"Re-run on these {len(image_set.paths)} images")
         layout.shortcut_block(audit, evaluation.shortcut_targets())
 
 
@@ -288,6 +286,8 @@ with layout.guard("read the model registry"):
 site_threshold = target.threshold if target is not None else None
 threshold = threshold_slider(scores, scores.threshold if site_threshold is None else site_threshold)
 threshold_metrics = metrics.metrics_at(scores, threshold)
+with layout.guard("record the evaluation in the audit trail"):
+    record_evaluation(model_path, image_set, scores, threshold, threshold_metrics)
 headline_metrics(threshold_metrics)
 if target is not None:
     operating_point_section(target, image_set, threshold)
@@ -297,11 +297,18 @@ matrix = charts.confusion_matrix(
     threshold_metrics["confusion_matrix"], normalise=normalise, threshold=threshold
 )
 report_table = metrics.classification_report(scores, threshold)
-left, right = st.columns([3, 2])
+left, right = st.columns([1, 1])
 left.plotly_chart(matrix, config=charts.PLOTLY_CONFIG, width="stretch", key="confusion_matrix")
 with right:
     st.markdown("**Classification report**")
-    st.dataframe(report_table, width="stretch")
+    st.dataframe(
+        report_table,
+        width="stretch",
+        column_config={
+            name: st.column_config.NumberColumn(name, width="small")
+            for name in report_table.columns
+        },
+    )
     st.markdown(
         f"ROC AUC **{layout.format_metric(threshold_metrics['roc_auc'])}** · "
         f"PR AUC **{layout.format_metric(threshold_metrics['pr_auc'])}** · "
@@ -332,7 +339,7 @@ with layout.guard("explain the misclassified images"):
 st.header("Compare models")
 comparison_section = None
 with layout.guard("compare the models"):
-    comparison_section = comparison(model_choices, scores, image_set)
+    comparison_section = evaluate_sections.comparison(model_choices, scores, image_set)
 
 st.header("Report")
 sections = [

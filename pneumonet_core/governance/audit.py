@@ -35,7 +35,15 @@ from pneumonet_core.utils.config import state_dir
 
 AUDIT_FILE_NAME = "audit.sqlite"
 TRAINING_ACTIONS = ("train_start", "train_stop", "train_end")
-ACTIONS = ("predict", *TRAINING_ACTIONS, "promote", "rollback", "set_threshold", "sign_in")
+ACTIONS = (
+    "predict",
+    *TRAINING_ACTIONS,
+    "promote",
+    "rollback",
+    "set_threshold",
+    "sign_in",
+    "evaluate",
+)
 TABLE_DEFINITION = """id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
 user TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL, model_version TEXT,
 model_sha256 TEXT, image_sha256 TEXT, probability REAL, label TEXT, threshold REAL,

@@ -48,8 +48,9 @@ def home(monkeypatch, tmp_path) -> Path:
 
 
 @pytest.fixture
-def labelled_folder(tmp_path) -> Path:
-    """NORMAL/ and PNEUMONIA/, 6 synthetic PNGs each."""
+def labelled_folder(tmp_path, monkeypatch) -> Path:
+    """NORMAL/ and PNEUMONIA/, 6 synthetic PNGs each, under the data root Evaluate may read."""
+    monkeypatch.setenv("PNEUMONET_DATA", str(tmp_path))
     return write_labelled_folder(tmp_path / "labelled")
 
 
@@ -176,6 +177,7 @@ def test_an_ml_user_saves_the_threshold_as_the_site_operating_point(
     assert "registry version 1" in app.selectbox(key="evaluate_model").value
     app.selectbox(key="evaluate_split").set_value("Another folder…").run()
     app.text_input(key="evaluate_folder").set_value(str(labelled_folder)).run()
+    app.select_slider(key="evaluate_per_class").set_value("all").run()  # evidence: every image
     assert "uses the threshold saved in its model file" in texts(app)
     slider = next(s for s in app.slider if s.label.startswith("Decision threshold"))
     slider.set_value(0.37).run()

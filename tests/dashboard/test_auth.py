@@ -70,7 +70,7 @@ def test_addresses_match_whatever_their_case():
 @pytest.mark.parametrize(
     ("claims", "expected"),
     [
-        ({"email": ML}, ML),  # a provider that sends no email_verified is trusted
+        ({"email": ML}, None),  # no email_verified claim: not verified (by default)
         ({"email": ML, "email_verified": True}, ML),
         ({"email": ML, "email_verified": "true"}, ML),
         ({"email": ML, "email_verified": False}, None),
@@ -83,6 +83,36 @@ def test_addresses_match_whatever_their_case():
 )
 def test_only_a_verified_email_counts(claims, expected):
     assert auth.verified_email(claims) == expected
+
+
+def test_trusting_unverified_addresses_accepts_a_missing_claim_never_a_false_one():
+    assert auth.verified_email({"email": ML}, trust_unverified=True) == ML
+    refused = {"email": ML, "email_verified": False}
+    assert auth.verified_email(refused, trust_unverified=True) is None
+
+
+@pytest.mark.parametrize(
+    ("secrets", "expected"),
+    [
+        ({}, False),
+        ({"pneumonet": {"auth": {"trust_unverified_email": True}}}, True),
+        ({"pneumonet": {"auth": {"trust_unverified_email": False}}}, False),
+    ],
+)
+def test_trust_unverified_email_is_off_unless_set(secrets, expected):
+    assert auth.trusts_unverified_email(secrets) is expected
+
+
+def test_a_malformed_trust_setting_is_refused_naming_the_value():
+    with pytest.raises(ValueError, match="'yes'"):
+        auth.trusts_unverified_email({"pneumonet": {"auth": {"trust_unverified_email": "yes"}}})
+
+
+def test_one_sign_in_has_one_key_across_page_loads_and_another_sign_in_another():
+    token = {"sub": "u1", "iat": 1700000000, "nonce": "n1", "email": ML}
+    assert auth.sign_in_key(token) == auth.sign_in_key(dict(token))
+    assert auth.sign_in_key(token) != auth.sign_in_key({**token, "iat": 1700000900})
+    assert auth.sign_in_key({"sub": "u1", "email": ML}) is None
 
 
 def test_no_roles_section_gives_nobody_a_role():
@@ -230,11 +260,15 @@ def test_a_clinician_gets_home_predict_and_evaluate_only(home):
     assert [(entry["user"], entry["source"]) for entry in entries] == [
         (CLINICIAN, "dashboard:Sign in")
     ]
-    assert entries[0]["details"] == {"role": "clinician", "email_verified": True}
+    assert entries[0]["details"] == {
+        "role": "clinician",
+        "email_verified": True,
+        "trust_unverified_email": False,
+    }
 
 
 def test_the_ml_team_gets_every_page(home):
-    app = run_home(signed_in(ML), SIGN_IN_ON)
+    app = run_home(signed_in(ML, email_verified=True), SIGN_IN_ON)
     assert all(page_is_open(app, entry) for entry in navigation.PAGES)
     links = {element.proto.label for element in app.get("page_link")}
     assert {"Train a model", "All runs"} <= links
@@ -243,7 +277,10 @@ def test_the_ml_team_gets_every_page(home):
 @pytest.mark.parametrize(
     ("user", "says"),
     [
-        (signed_in("visitor@elsewhere.example"), "has no role in PneumoNet"),
+        (
+            signed_in("visitor@elsewhere.example", email_verified=True),
+            "has no role in PneumoNet",
+        ),
         (signed_in(ML, email_verified=False), "has not verified this e-mail address"),
     ],
 )

@@ -349,6 +349,13 @@ def test_predict_page_without_a_model_says_so(dashboard_env, monkeypatch, tmp_pa
 # --- Evaluate --------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def evaluate_root(monkeypatch, synthetic_folder) -> Path:
+    """The data root Evaluate may read: the folder holding `synthetic_folder`."""
+    monkeypatch.setenv("PNEUMONET_DATA", str(synthetic_folder.parent))
+    return synthetic_folder.parent
+
+
 def _evaluate_on_folder(folder: Path) -> AppTest:
     app = open_page("evaluate")
     app.selectbox(key="evaluate_split").set_value("Another folder…").run()
@@ -357,7 +364,7 @@ def _evaluate_on_folder(folder: Path) -> AppTest:
     return app
 
 
-def test_evaluate_page_widgets(dashboard_env, synthetic_folder):
+def test_evaluate_page_widgets(dashboard_env, evaluate_root, synthetic_folder):
     app = _evaluate_on_folder(synthetic_folder)
     labels = [slider.label for slider in app.slider]
     assert any(label.startswith("Decision threshold") for label in labels)
@@ -371,7 +378,9 @@ def test_evaluate_page_widgets(dashboard_env, synthetic_folder):
     assert "12 images" in texts(app)
 
 
-def test_moving_the_threshold_changes_the_confusion_matrix(dashboard_env, synthetic_folder):
+def test_moving_the_threshold_changes_the_confusion_matrix(
+    dashboard_env, evaluate_root, synthetic_folder
+):
     app = _evaluate_on_folder(synthetic_folder)
     threshold = next(s for s in app.slider if s.label.startswith("Decision threshold"))
     threshold.set_value(0.0).run()
@@ -388,7 +397,7 @@ def test_moving_the_threshold_changes_the_confusion_matrix(dashboard_env, synthe
     assert next(m.value for m in app.metric if m.label == "Sensitivity") == "0.000"
 
 
-def test_normalised_matrix_shows_fractions(dashboard_env, synthetic_folder):
+def test_normalised_matrix_shows_fractions(dashboard_env, evaluate_root, synthetic_folder):
     app = _evaluate_on_folder(synthetic_folder)
     app.toggle(key="evaluate_normalise").set_value(True).run()
     figure = confusion_matrix(app)
@@ -398,7 +407,9 @@ def test_normalised_matrix_shows_fractions(dashboard_env, synthetic_folder):
     np.testing.assert_allclose(fractions.sum(axis=1), 1.0)
 
 
-def test_evaluate_runs_the_shortcut_audit_on_request(dashboard_env, synthetic_folder):
+def test_evaluate_runs_the_shortcut_audit_on_request(
+    dashboard_env, evaluate_root, synthetic_folder
+):
     app = _evaluate_on_folder(synthetic_folder)
     assert "ROC AUC, lungs hidden" not in {m.label for m in app.metric}
     app.toggle(key="shortcuts").set_value(True).run()
@@ -412,7 +423,7 @@ def test_evaluate_runs_the_shortcut_audit_on_request(dashboard_env, synthetic_fo
     assert "12 images · targets lungs hidden:" in texts(app)
 
 
-def test_evaluate_reports_an_unusable_folder(dashboard_env, tmp_path):
+def test_evaluate_reports_an_unusable_folder(dashboard_env, evaluate_root, tmp_path):
     app = _evaluate_on_folder(tmp_path / "nowhere")
     assert app.error and "Could not" in app.error[0].value
 
@@ -562,7 +573,7 @@ def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, 
     assert "source: registry version 1" in texts(app)
 
 
-def test_two_models_compared_side_by_side(dashboard_env, synthetic_folder, tmp_path):
+def test_two_models_compared_side_by_side(dashboard_env, evaluate_root, synthetic_folder, tmp_path):
     from pneumonet_core.governance import tracking
 
     other = build_tiny_model(tmp_path / "other.keras", threshold=0.3, name="other-model")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from dashboard_fixtures import DATA_ROOT, PROJECT_ROOT, build_tiny_model
-
 from pneumonet_testing.concurrent_sessions import start_dashboard, stop_dashboard, stop_training_job
 
 # The one setting that finds the browser; `./run test` installs Debian's package there.

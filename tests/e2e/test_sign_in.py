@@ -20,9 +20,9 @@ from urllib.parse import urlparse
 import pytest
 from browser_helpers import save_screenshot, wait_until_idle
 from dashboard_fixtures import DATA_ROOT
+from pneumonet_testing.concurrent_sessions import start_dashboard, stop_dashboard
 
 from dashboard import navigation
-from pneumonet_testing.concurrent_sessions import start_dashboard, stop_dashboard
 
 pytestmark = [
     pytest.mark.e2e,
@@ -153,6 +153,7 @@ def signed_in_users(server: dict) -> list[str]:
 
 def assert_sign_in_page_only(page, server: dict, model_name: str) -> None:
     page.get_by_role("button", name="Sign in").wait_for()
+    assert "Page not found" not in page.inner_text("body")
     assert page.get_by_test_id("stSidebarNav").count() == 0
     assert not linked_paths(page)
     assert page.locator("input[type='file']").count() == 0
@@ -186,9 +187,24 @@ def test_a_clinician_gets_home_predict_and_evaluate(tab, sign_in_server):
         open_app(tab, sign_in_server, refused)
         text = tab.inner_text("body")
         assert "Dataset folder" not in text and "Start training" not in text
+        assert "needs the role ml" in text  # not Streamlit's "Page not found"
+        assert "Page not found" not in text
         assert listed_paths(tab) == {"/", "/predict", "/evaluate"}
     open_app(tab, sign_in_server, "predict")
     assert tab.locator("input[type='file']").count() == 1
+    # One sign-in, one entry, however many pages were loaded (each load is a new session).
+    assert signed_in_users(sign_in_server).count(CLINICIAN) == 1
+
+
+def test_a_clinician_opening_the_audit_trail_is_refused_with_the_way_back(tab, sign_in_server):
+    sign_in(tab, sign_in_server, CLINICIAN)
+    open_app(tab, sign_in_server, "audit")
+    text = tab.inner_text("body")
+    assert "The Audit page needs the role ml" in text and "Page not found" not in text
+    assert "Download entries" not in text and "sign_in" not in text  # no entry shown
+    tab.get_by_role("link", name="Back to Home").click()
+    wait_until_idle(tab)
+    assert "Active model" in tab.inner_text("body")
 
 
 def test_the_ml_team_gets_every_page(tab, sign_in_server):
