@@ -26,6 +26,7 @@ BENCHMARKS = (
     "inference",
     "streaming_memory",
     "dashboard_startup",
+    "pacs",
 )
 
 
@@ -179,12 +180,29 @@ def dashboard_rows(result: dict) -> list[tuple]:
     ]
 
 
+def pacs_rows(result: dict) -> list[tuple]:
+    values = result
+    return [
+        ("pacs", "pacs watch --once, images/s", values["worker_images_per_s"]),
+        ("pacs", "pneumonet predict on the same files, images/s", values["cli_images_per_s"]),
+        (
+            "pacs",
+            "worker / CLI images/s",
+            values["ratio"],
+            ">= 0.5",
+            status(values["ratio"] >= 0.5),
+        ),
+        ("pacs", "STOW to SR in the PACS (polling), median s", values["latency_median_s"]),
+    ]
+
+
 ROWS = {
     "training_throughput": training_rows,
     "data_preparation": data_rows,
     "inference": inference_rows,
     "streaming_memory": streaming_rows,
     "dashboard_startup": dashboard_rows,
+    "pacs": pacs_rows,
 }
 
 
