@@ -270,3 +270,41 @@ def probability_block(prediction: inference.ImagePrediction, key: str) -> None:
         width="stretch",
         key=f"probability_{key}",
     )
+
+
+def promotion_gate_verdict(verdict, table: pd.DataFrame) -> None:
+    """The promotion gate's verdict, its reasons and the figures side by side (no button)."""
+    reasons = " ".join(f"{reason[0].upper()}{reason[1:]}." for reason in verdict.reasons)
+    draw = st.success if verdict.passed else st.error
+    draw(f"Promotion gate: **{verdict.kind}**. {reasons}", icon=":material/rule:")
+    if not table.empty:
+        st.dataframe(table, hide_index=True, width="stretch")
+
+
+def promotion_gate(verdict, table: pd.DataFrame, key: str) -> tuple[bool, str | None]:
+    """The promotion gate's verdict with the figures side by side, then the Promote button:
+    shown when the gate passes, or once the user typed an override reason.
+
+    Args:
+        verdict: The gate's `promotion.Verdict` (`model_registry.promotion_verdict`).
+        table: `model_registry.verdict_table(verdict)`.
+        key: The button's widget key (the reason's input is `<key>_override_reason`).
+
+    Returns:
+        `(pressed, override_reason)`: whether Promote was pressed, and the typed reason or None.
+    """
+    promotion_gate_verdict(verdict, table)
+    reason = None
+    if not verdict.passed:
+        typed = st.text_input(
+            "Override reason (promote anyway)",
+            key=f"{key}_override_reason",
+            max_chars=200,
+            help="One line, kept in the audit trail and on the registry version.",
+        )
+        reason = typed.strip() or None
+        if reason is None:
+            st.caption("Promote appears once you type why this model should be active anyway.")
+            return False, None
+    label = "Promote to active model" if verdict.passed else "Promote anyway, with this reason"
+    return st.button(label, icon=":material/verified:", key=key), reason

@@ -214,7 +214,12 @@ def short_model_name(label: str) -> str:
     return label.split(" (", 1)[0].removeprefix(ACTIVE_MODEL_PREFIX)
 
 
-def promote_model(model_path: str | os.PathLike, *, source: str = "dashboard:Train") -> Path:
+def promote_model(
+    model_path: str | os.PathLike,
+    *,
+    source: str = "dashboard:Train",
+    override_reason: str | None = None,
+) -> Path:
     """Make a trained model the active model: a new (or its earlier) registry version.
 
     The model is loaded in safe mode and stored once, read-only; only then does the alias
@@ -224,6 +229,7 @@ def promote_model(model_path: str | os.PathLike, *, source: str = "dashboard:Tra
     Args:
         model_path: The run's `.keras` file.
         source: The page, for the audit trail.
+        override_reason: Needed when the promotion gate refuses the model (one typed line).
 
     Returns:
         The registry's stored copy of the model, now the active model.
@@ -231,10 +237,10 @@ def promote_model(model_path: str | os.PathLike, *, source: str = "dashboard:Tra
     Raises:
         PermissionError: The user's role is not "ml".
         pneumonet_core.models.modelio.ModelLoadError: The file is not a loadable model.
-        ValueError: The file is missing.
+        ValueError: The file is missing; the promotion gate refused it without a reason.
         OSError: The registry's folder cannot be written.
     """
-    version = model_registry.promote(model_path, source=source)
+    version = model_registry.promote(model_path, source=source, override_reason=override_reason)
     return registry.version_model_path(version.version)
 
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import auth, charts, dataset, layout, models, runs, text, training
+from dashboard import auth, charts, dataset, layout, model_registry, models, runs, text, training
 
 LIVE_REFRESH = timedelta(seconds=2)
 
@@ -177,12 +177,20 @@ def finished_block(job: training.JobSummary) -> None:
     if models.is_active_model(job.model_path):
         st.caption(":material/verified: This model is the active model.")
         return
-    if not auth.may("ml"):
+    verdict = None
+    with layout.guard("check the model with the promotion gate"):
+        verdict = model_registry.promotion_verdict(job.model_path)
+    if verdict is None:
         return
-    if st.button("Promote to active model", icon=":material/verified:", key="promote"):
+    if not auth.may("ml"):
+        layout.promotion_gate_verdict(verdict, model_registry.verdict_table(verdict))
+        return
+    table = model_registry.verdict_table(verdict)
+    pressed, reason = layout.promotion_gate(verdict, table, key="promote")
+    if pressed:
         with layout.guard("promote the model"):
             training.require_ml_role("promote a model")
-            models.promote_model(job.model_path)
+            models.promote_model(job.model_path, override_reason=reason)
             st.toast("Promoted: this is now the active model.", icon=":material/verified:")
             st.rerun()
 

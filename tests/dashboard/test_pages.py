@@ -506,12 +506,27 @@ def test_runs_page_lists_recorded_runs(dashboard_env):
     with mlflow.start_run(experiment_id=experiment_id, run_name="unit-test-run"):
         mlflow.log_params({"epochs": 3, "architecture": "seed"})
         mlflow.log_metric("val_auc", 0.91, step=1)
+        mlflow.log_metrics({"final_val_roc_auc": 0.93, "final_val_threshold": 0.42})
     app = open_page("runs")
-    table = app.dataframe[0].value
-    assert list(table["run"]) == ["unit-test-run"]
-    assert table.loc[0, "param: epochs"] == "3"
-    assert table.loc[0, "metric: val_auc"] == pytest.approx(0.91)
+    shown = app.dataframe[0].value  # readable names, few enough columns for 1280 px
+    assert list(shown.columns) == [
+        "run",
+        "status",
+        "started",
+        "duration (s)",
+        "ROC-AUC",
+        "threshold",
+        "architecture",
+        "epochs",
+    ]
+    assert list(shown["run"]) == ["unit-test-run"]
+    assert shown.loc[0, "ROC-AUC"] == pytest.approx(0.93)
+    assert "best epoch's model at its chosen threshold" in texts(app)
+    table = app.dataframe[1].value  # everything, in the expander
+    assert table.loc[0, "epochs"] == "3"
+    assert table.loc[0, "last epoch val AUC"] == pytest.approx(0.91)
     assert table.loc[0, "status"] == "FINISHED"
+    assert not any(":" in column for column in table.columns)
 
 
 def test_every_page_renders_without_exception(dashboard_env):
@@ -530,6 +545,12 @@ def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, 
     from pneumonet_core.utils.atomic import write_json_atomically
 
     monkeypatch.delenv("PNEUMONET_MODEL")
+    # The promotion gate's data: noise images the tiny untrained model scores at chance.
+    gate_data = tmp_path / "gate_data"
+    write_labelled_folder(gate_data / "train", per_class=10)
+    write_labelled_folder(gate_data / "test", per_class=6)
+    monkeypatch.setenv("PNEUMONET_DATA", str(gate_data))
+    monkeypatch.setattr(config, "shipped_model_path", lambda: tmp_path / "no-shipped.keras")
     run_model = tmp_path / "run-model.keras"
     shutil.copyfile(tiny_model, run_model)
     write_json_atomically(
@@ -538,6 +559,9 @@ def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, 
     )
     app = open_page("train")
     assert any("finished" in element.value for element in app.success)
+    assert "Promotion gate: **did not learn**" in texts(app)
+    assert "promote" not in {button.key for button in app.button}
+    app.text_input(key="promote_override_reason").set_value("page test").run()
     app.button(key="promote").click().run()
     assert not app.exception, app.exception
     assert registry.version_model_path(1).is_file()  # promotion registers a version
