@@ -16,7 +16,9 @@ import streamlit as st
 from dashboard import auth, dataset, inference, models, text, training
 
 LOGGER = logging.getLogger("pneumonet.dashboard")
-SIDEBAR_REFRESH_SECONDS = 5
+# The Train page's job panel and the sidebar read the job status this often, so both show
+# the same epoch (`progress_text`).
+LIVE_REFRESH_SECONDS = 2
 ROLE_LABELS = {"clinician": "clinician", "ml": "ML team"}  # `auth.ROLES` as the sidebar names them
 
 _STYLES = """
@@ -90,7 +92,7 @@ def sidebar_footer(visitor: auth.Access | None = None) -> None:
         job = None
     with st.sidebar:
         if job is not None and job.is_active:
-            st.fragment(_sidebar_job, run_every=SIDEBAR_REFRESH_SECONDS)()
+            st.fragment(_sidebar_job, run_every=LIVE_REFRESH_SECONDS)()
         if visitor.signed_in:
             role = ROLE_LABELS.get(visitor.role or "", "no role")
             st.caption(f":material/account_circle: Signed in as `{visitor.email}` ({role})")
@@ -105,6 +107,12 @@ def sign_out_button(key: str) -> None:
             auth.sign_out()
 
 
+def progress_text(job: training.JobSummary) -> str:
+    """The job's epoch as the sidebar and the Train page both say it: "epoch 10 of 30" (the
+    epoch running, 1-based, as the curves and the model's best epoch count), or "preparing"."""
+    return f"epoch {job.epoch} of {job.epochs}" if job.epoch else "preparing"
+
+
 def _sidebar_job() -> None:
     """The running job in the sidebar, refreshed while it runs (everyone sees which job)."""
     try:
@@ -114,8 +122,7 @@ def _sidebar_job() -> None:
     if job is None:
         return
     if job.is_active:
-        progress = f"epoch {job.epoch}/{job.epochs}" if job.epoch else "preparing"
-        st.info(f"Training {job.state} ({progress})", icon=":material/sync:")
+        st.info(f"Training {job.state} ({progress_text(job)})", icon=":material/sync:")
     else:
         st.caption(f"Last training run {job.state}.")
 
