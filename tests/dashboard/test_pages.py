@@ -669,3 +669,64 @@ def test_a_corrupt_model_is_an_error_message_not_a_traceback(dashboard_env, monk
     app.switch_page("views/predict.py").run()
     assert not app.exception
     assert app.error
+
+
+# --- Train: one epoch and one threshold for the summary, the curves and the sidebar -----------
+
+
+def test_the_train_page_names_the_summarys_epoch_and_threshold(dashboard_env, tmp_path):
+    import keras
+
+    from pneumonet_core.models import architectures, modelio
+    from pneumonet_core.utils import config
+    from pneumonet_core.utils.atomic import write_json_atomically
+
+    keras.utils.set_random_seed(1)
+    metadata = modelio.ModelMetadata(
+        architecture="seed",
+        image_size=32,
+        threshold=0.42,
+        metrics={"validation": {"roc_auc": 0.91, "accuracy": 0.8}, "best_epoch": 7},
+        training={"epochs": 30, "monitor": "val_auc", "threshold_policy": "youden"},
+    )
+    model_path = modelio.save_model(
+        architectures.build_model("seed", 32), tmp_path / "run.keras", metadata
+    )
+    write_json_atomically(
+        config.jobs_dir() / "status.json",
+        {"state": "finished", "job_id": "abc123", "model_path": str(model_path)},
+    )
+    app = open_page("train")
+    assert (
+        "The summary is the best epoch's model (epoch 7 of 30, kept by val_auc) at threshold "
+        "0.42 (youden)"
+    ) in texts(app)
+    assert "so at epoch 7 it is the summary's" in texts(app)
+
+
+def test_the_sidebar_and_the_train_page_say_the_same_epoch(dashboard_env, monkeypatch):
+    from dashboard import training
+
+    running = training.JobSummary(
+        state="running",
+        is_active=True,
+        job_id="abc123",
+        run_id=None,
+        run_name="calm-run",
+        epoch=10,
+        epochs=30,
+        batch=3,
+        batches=8,
+        progress=0.3,
+        elapsed_seconds=60.0,
+        eta_seconds=140.0,
+        error=None,
+        model_path=None,
+        settings={},
+    )
+    monkeypatch.setattr(training, "job_summary", lambda: running)
+    app = open_page("train")
+    sidebar = [element.value for element in app.sidebar.info]
+    assert sidebar == ["Training running (epoch 10 of 30)"]
+    (progress,) = app.get("progress")
+    assert progress.proto.text.startswith("Epoch 10 of 30 · batch 3/8")
