@@ -25,6 +25,7 @@ _STYLES = """
 <style>
   /* Legible when projected: larger body text, tables and metric values. */
   [data-testid="stMetricValue"] { font-size: 2.1rem; }
+  [data-testid="stMetricValue"] div { white-space: normal; overflow-wrap: anywhere; }
   [data-testid="stMetricLabel"] p { font-size: 1.05rem; }
   [data-testid="stDataFrame"] { font-size: 1rem; }
   .pneumonet-note { font-size: 0.95rem; color: #3d5361; }
@@ -158,7 +159,8 @@ def model_summary_block(summary: models.ModelSummary) -> None:
     columns = st.columns(3)
     columns[0].metric("Input size", f"{summary.image_size} px")
     columns[1].metric("Threshold", f"{summary.threshold:.2f}")
-    columns[2].metric("Architecture", summary.architecture)
+    # Text, not a metric: a metric cuts a long name ("pneumonet-ensemble") off with an ellipsis.
+    columns[2].markdown(f"Architecture  \n**{summary.architecture}**")
     if summary.development_metrics:
         st.markdown(
             "**On images from outside the training set, used for model selection** "

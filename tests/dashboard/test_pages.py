@@ -99,6 +99,15 @@ def test_home_shows_intended_use_model_and_links(dashboard_env):
     assert {"Predict on X-rays", "Evaluate a model", "Train a model", "All runs"} <= set(links)
 
 
+def test_home_shows_a_long_architecture_name_in_full(dashboard_env, monkeypatch):
+    from pneumonet_core.utils import config
+
+    monkeypatch.setenv("PNEUMONET_MODEL", str(config.shipped_model_path()))
+    app = open_page()
+    assert "Architecture  \n**pneumonet-ensemble**" in [item.value for item in app.markdown]
+    assert "Architecture" not in {metric.label for metric in app.metric}  # a metric cuts it off
+
+
 def test_home_says_clearly_when_there_is_no_model(dashboard_env, monkeypatch, tmp_path):
     monkeypatch.setenv("PNEUMONET_MODEL", str(tmp_path / "missing.keras"))
     app = open_page()
