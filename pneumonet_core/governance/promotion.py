@@ -8,8 +8,8 @@ labelled images of the configured data root (`config.data_root()`):
 - the development folder `<data root>/test`, when there is one.
 
 Each model is scored at its own threshold. At most `DEFAULT_MAX_PER_CLASS` images per class of
-each set are scored, drawn reproducibly (`data.stratified_subset`, seed 0), so a check takes
-seconds rather than minutes; `max_per_class=None` scores every image. A model's figures are
+each set are scored (for speed), drawn reproducibly (`data.stratified_subset`, seed 0);
+`max_per_class=None` scores every image. A model's figures are
 cached in `<PNEUMONET_HOME>/promotion/<sha256>.json`, keyed on the images scored (their
 `data.data_fingerprint`), so the active version is not scored again for every candidate.
 
