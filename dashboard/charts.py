@@ -268,13 +268,21 @@ def calibration(bins: dict[str, np.ndarray], *, ece: float) -> go.Figure:
     return _style(figure, f"Calibration (ECE {ece:.3f})")
 
 
-def training_curves(history: pd.DataFrame, metric: str, *, title: str) -> go.Figure:
+def training_curves(
+    history: pd.DataFrame,
+    metric: str,
+    *,
+    title: str,
+    summary_point: tuple[int, float | None, str] | None = None,
+) -> go.Figure:
     """Train-versus-validation curve of one metric over epochs.
 
     Args:
         history: Columns `key, step, value` (MLflow metric history).
         metric: The metric name without prefix, e.g. "accuracy", "loss" or "auc".
         title: The figure title.
+        summary_point: `(best epoch, the summary's value or None, its label)`: a dashed line at
+            the epoch the summary describes, and the summary's figure on it.
 
     Returns:
         The figure (empty axes when nothing is recorded yet).
@@ -293,9 +301,26 @@ def training_curves(history: pd.DataFrame, metric: str, *, title: str) -> go.Fig
             marker={"size": 9},
             hovertemplate=f"{name}<br>epoch %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
         )
+    if summary_point is not None:
+        _add_summary_point(figure, *summary_point)
     figure.update_xaxes(title="epoch", rangemode="tozero")
     figure.update_yaxes(title=metric)
     return _style(figure, title, height=460)
+
+
+def _add_summary_point(figure: go.Figure, epoch: int, value: float | None, label: str) -> None:
+    figure.add_vline(x=epoch, line={"dash": "dash", "width": 2, "color": "#555555"})
+    if value is not None:
+        figure.add_trace(
+            go.Scatter(
+                x=[epoch],
+                y=[value],
+                mode="markers",
+                name=label,
+                marker={"size": 16, "symbol": "star", "color": "#111111"},
+                hovertemplate=f"{label}<br>epoch %{{x}}<br>%{{y:.4f}}<extra></extra>",
+            )
+        )
 
 
 def run_comparison(histories: dict[str, pd.DataFrame], metric: str) -> go.Figure:

@@ -16,13 +16,16 @@ import streamlit as st
 from dashboard import auth, dataset, inference, models, text, training
 
 LOGGER = logging.getLogger("pneumonet.dashboard")
-SIDEBAR_REFRESH_SECONDS = 5
+# The Train page's job panel and the sidebar read the job status this often, so both show
+# the same epoch (`progress_text`).
+LIVE_REFRESH_SECONDS = 2
 ROLE_LABELS = {"clinician": "clinician", "ml": "ML team"}  # `auth.ROLES` as the sidebar names them
 
 _STYLES = """
 <style>
   /* Legible when projected: larger body text, tables and metric values. */
   [data-testid="stMetricValue"] { font-size: 2.1rem; }
+  [data-testid="stMetricValue"] div { white-space: normal; overflow-wrap: anywhere; }
   [data-testid="stMetricLabel"] p { font-size: 1.05rem; }
   [data-testid="stDataFrame"] { font-size: 1rem; }
   .pneumonet-note { font-size: 0.95rem; color: #3d5361; }
@@ -90,7 +93,7 @@ def sidebar_footer(visitor: auth.Access | None = None) -> None:
         job = None
     with st.sidebar:
         if job is not None and job.is_active:
-            st.fragment(_sidebar_job, run_every=SIDEBAR_REFRESH_SECONDS)()
+            st.fragment(_sidebar_job, run_every=LIVE_REFRESH_SECONDS)()
         if visitor.signed_in:
             role = ROLE_LABELS.get(visitor.role or "", "no role")
             st.caption(f":material/account_circle: Signed in as `{visitor.email}` ({role})")
@@ -105,6 +108,12 @@ def sign_out_button(key: str) -> None:
             auth.sign_out()
 
 
+def progress_text(job: training.JobSummary) -> str:
+    """The job's epoch as the sidebar and the Train page both say it: "epoch 10 of 30" (the
+    epoch running, 1-based, as the curves and the model's best epoch count), or "preparing"."""
+    return f"epoch {job.epoch} of {job.epochs}" if job.epoch else "preparing"
+
+
 def _sidebar_job() -> None:
     """The running job in the sidebar, refreshed while it runs (everyone sees which job)."""
     try:
@@ -114,8 +123,7 @@ def _sidebar_job() -> None:
     if job is None:
         return
     if job.is_active:
-        progress = f"epoch {job.epoch}/{job.epochs}" if job.epoch else "preparing"
-        st.info(f"Training {job.state} ({progress})", icon=":material/sync:")
+        st.info(f"Training {job.state} ({progress_text(job)})", icon=":material/sync:")
     else:
         st.caption(f"Last training run {job.state}.")
 
@@ -151,7 +159,8 @@ def model_summary_block(summary: models.ModelSummary) -> None:
     columns = st.columns(3)
     columns[0].metric("Input size", f"{summary.image_size} px")
     columns[1].metric("Threshold", f"{summary.threshold:.2f}")
-    columns[2].metric("Architecture", summary.architecture)
+    # Text, not a metric: a metric cuts a long name ("pneumonet-ensemble") off with an ellipsis.
+    columns[2].markdown(f"Architecture  \n**{summary.architecture}**")
     if summary.development_metrics:
         st.markdown(
             "**On images from outside the training set, used for model selection** "
@@ -270,3 +279,41 @@ def probability_block(prediction: inference.ImagePrediction, key: str) -> None:
         width="stretch",
         key=f"probability_{key}",
     )
+
+
+def promotion_gate_verdict(verdict, table: pd.DataFrame) -> None:
+    """The promotion gate's verdict, its reasons and the figures side by side (no button)."""
+    reasons = " ".join(f"{reason[0].upper()}{reason[1:]}." for reason in verdict.reasons)
+    draw = st.success if verdict.passed else st.error
+    draw(f"Promotion gate: **{verdict.kind}**. {reasons}", icon=":material/rule:")
+    if not table.empty:
+        st.dataframe(table, hide_index=True, width="stretch")
+
+
+def promotion_gate(verdict, table: pd.DataFrame, key: str) -> tuple[bool, str | None]:
+    """The promotion gate's verdict with the figures side by side, then the Promote button:
+    shown when the gate passes, or once the user typed an override reason.
+
+    Args:
+        verdict: The gate's `promotion.Verdict` (`model_registry.promotion_verdict`).
+        table: `model_registry.verdict_table(verdict)`.
+        key: The button's widget key (the reason's input is `<key>_override_reason`).
+
+    Returns:
+        `(pressed, override_reason)`: whether Promote was pressed, and the typed reason or None.
+    """
+    promotion_gate_verdict(verdict, table)
+    reason = None
+    if not verdict.passed:
+        typed = st.text_input(
+            "Override reason (promote anyway)",
+            key=f"{key}_override_reason",
+            max_chars=200,
+            help="One line, kept in the audit trail and on the registry version.",
+        )
+        reason = typed.strip() or None
+        if reason is None:
+            st.caption("Promote appears once you type why this model should be active anyway.")
+            return False, None
+    label = "Promote to active model" if verdict.passed else "Promote anyway, with this reason"
+    return st.button(label, icon=":material/verified:", key=key), reason

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import streamlit as st
 
 from dashboard import audit_log, auth, cache
-from pneumonet_core.governance import audited, registry
+from pneumonet_core.governance import audited, promotion, registry
 from pneumonet_core.utils import config
 
 RUNS_SOURCE = "dashboard:Runs"
@@ -29,6 +30,8 @@ VERSION_COLUMNS = {  # shown column: `registry.list_versions` field
     "activated by": "activated_by",
     "threshold": "threshold",
     "val ROC-AUC": "val_roc_auc",
+    "promotion gate": "gate_verdict",
+    "override reason": "override_reason",
     "site operating point": "operating_point_text",
     "run id": "run_id",
 }
@@ -49,7 +52,7 @@ def versions_table() -> pd.DataFrame:
 
     Returns:
         Columns `version, active, created (UTC), promoted by, activated by, threshold,
-        val ROC-AUC, site operating point, run id`.
+        val ROC-AUC, promotion gate, override reason, site operating point, run id`.
     """
     rows = registry.list_versions()
     if not rows:
@@ -67,23 +70,77 @@ def legacy_promoted_model() -> Path | None:
     return legacy if legacy.is_file() else None
 
 
-def promote(model: str | os.PathLike, *, source: str = RUNS_SOURCE) -> Any:
-    """Register a model (a `.keras` file or an MLflow run id) and make it the active version.
+FIGURE_LABELS = {
+    "n_images": "images",
+    "threshold": "threshold (the model's own)",
+    "roc_auc": "ROC-AUC",
+    "accuracy": "accuracy",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
+}
+
+
+@st.cache_data(show_spinner="Scoring the model and the active one…", max_entries=16)
+def _verdict_cached(model: str, signature: str, state: tuple, data_root: str):
+    del signature, state, data_root  # part of the cache key only
+    return audited.promotion_verdict(model)
+
+
+def promotion_verdict(model: str | os.PathLike) -> promotion.Verdict:
+    """The promotion gate's verdict on a model file or run id (`audited.promotion_verdict`),
+    computed again when the file, the active version or the configured data root changes."""
+    signature = cache.file_signature(model) if Path(model).is_file() else str(model)
+    state = registry.registry_state()
+    return _verdict_cached(str(model), signature, state, str(config.data_root()))
+
+
+def verdict_table(verdict: promotion.Verdict) -> pd.DataFrame:
+    """The candidate's and the active model's figures side by side: `set, figure, candidate`
+    and the active model's label (figures to 3 decimals; "-" where there is none)."""
+    active = verdict.active.label if verdict.active else "active (none)"
+    rows = [
+        {
+            "set": row["set"],
+            "figure": FIGURE_LABELS[row["figure"]],
+            "candidate": _figure_text(row["candidate"]),
+            active: _figure_text(row["active"]),
+        }
+        for row in verdict.table()
+    ]
+    return pd.DataFrame(rows, columns=["set", "figure", "candidate", active])
+
+
+def _figure_text(value) -> str:
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.3f}"
+
+
+def promote(
+    model: str | os.PathLike, *, source: str = RUNS_SOURCE, override_reason: str | None = None
+) -> Any:
+    """Check a model with the promotion gate, register it and make it the active version.
 
     Args:
         model: A `.keras` file, or the id of a run that logged its model.
         source: The page, for the audit trail.
+        override_reason: Needed when the gate refuses the model: one typed line, kept in the
+            audit trail and the version's tags.
 
     Returns:
         The MLflow `ModelVersion` now active.
 
     Raises:
         PermissionError: The user's role is not "ml".
-        ValueError: Neither a model file nor a run with a model (`registry.promote`).
+        ValueError: Neither a model file nor a run with a model (`registry.promote`); the gate
+            refused it without a reason (`promotion.PromotionRefused`); a malformed reason.
         pneumonet_core.models.modelio.ModelLoadError: The model does not load in safe mode.
     """
     _require_ml_role("promote a model")
-    version, result = audited.promote(model, source=source, email=auth.signed_in_email())
+    email = auth.signed_in_email()
+    version, result = audited.promote(
+        model, source=source, email=email, override_reason=override_reason
+    )
     audit_log.notify_failure(result)
     return version
 

@@ -50,6 +50,7 @@ class ModelSummary:
         development_intervals: Their 95% confidence intervals.
         development_label: What those images are, as the card words it.
         shortcut_audit: The card's shortcut audit (`inference.shortcuts.audit`), or {}.
+        best_epoch: The epoch (1-based) whose model was kept and summarised, when recorded.
     """
 
     path: str
@@ -69,6 +70,7 @@ class ModelSummary:
     development_intervals: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
     development_label: str = ""
     shortcut_audit: dict[str, Any] = dataclasses.field(default_factory=dict)
+    best_epoch: int | None = None
 
 
 def resolved_model() -> registry.ResolvedModel:
@@ -136,6 +138,7 @@ def _model_summary_cached(path_text: str, signature: str, source: str) -> ModelS
         limitations=card.limitations,
         operating_point=card.operating_point,
         details=details,
+        best_epoch=(metadata.get("metrics") or {}).get("best_epoch"),
         has_ood_guard=modelio.read_model_entry(path, OOD_ENTRY) is not None,
         development_metrics=card.development_metrics,
         development_intervals=card.development_intervals,
@@ -164,6 +167,23 @@ def model_summary(
         return None
     source = _model_source(path, resolved)
     return _model_summary_cached(str(path), cache.file_signature(path), source)
+
+
+def summary_basis(summary: ModelSummary) -> str:
+    """Which epoch and threshold a trained model's validation summary is at, and how that
+    relates to the epoch curves (empty when the model recorded no best epoch)."""
+    if not summary.best_epoch:
+        return ""
+    training = summary.details.get("training") or {}
+    epochs = f" of {training['epochs']}" if training.get("epochs") else ""
+    monitor = f", kept by {training['monitor']}" if training.get("monitor") else ""
+    policy = f" ({training['threshold_policy']})" if training.get("threshold_policy") else ""
+    return (
+        f"The summary is the best epoch's model (epoch {summary.best_epoch}{epochs}{monitor}) "
+        f"at threshold {summary.threshold:.2f}{policy}, chosen on the validation images after "
+        "training. The curves show every epoch: their accuracy is at threshold 0.50, and their "
+        f"validation ROC AUC is exact, so at epoch {summary.best_epoch} it is the summary's."
+    )
 
 
 def model_limitations() -> list[str]:
@@ -214,7 +234,12 @@ def short_model_name(label: str) -> str:
     return label.split(" (", 1)[0].removeprefix(ACTIVE_MODEL_PREFIX)
 
 
-def promote_model(model_path: str | os.PathLike, *, source: str = "dashboard:Train") -> Path:
+def promote_model(
+    model_path: str | os.PathLike,
+    *,
+    source: str = "dashboard:Train",
+    override_reason: str | None = None,
+) -> Path:
     """Make a trained model the active model: a new (or its earlier) registry version.
 
     The model is loaded in safe mode and stored once, read-only; only then does the alias
@@ -224,6 +249,7 @@ def promote_model(model_path: str | os.PathLike, *, source: str = "dashboard:Tra
     Args:
         model_path: The run's `.keras` file.
         source: The page, for the audit trail.
+        override_reason: Needed when the promotion gate refuses the model (one typed line).
 
     Returns:
         The registry's stored copy of the model, now the active model.
@@ -231,10 +257,10 @@ def promote_model(model_path: str | os.PathLike, *, source: str = "dashboard:Tra
     Raises:
         PermissionError: The user's role is not "ml".
         pneumonet_core.models.modelio.ModelLoadError: The file is not a loadable model.
-        ValueError: The file is missing.
+        ValueError: The file is missing; the promotion gate refused it without a reason.
         OSError: The registry's folder cannot be written.
     """
-    version = model_registry.promote(model_path, source=source)
+    version = model_registry.promote(model_path, source=source, override_reason=override_reason)
     return registry.version_model_path(version.version)
 
 

@@ -33,6 +33,39 @@ KEY_RUN_PARAMS = (
     "val_images",
 )
 MODEL_PATH_TAG = "tags.pneumonet.model_path"
+# Readable column names. The `final_val_*` figures are the validation split's, for the best
+# epoch's model at its chosen threshold; `val_auc` and `val_loss` are the last epoch's.
+COLUMN_LABELS = {
+    "final_val_roc_auc": "ROC-AUC",
+    "final_val_sensitivity": "sensitivity",
+    "final_val_specificity": "specificity",
+    "final_val_accuracy": "accuracy",
+    "final_val_threshold": "threshold",
+    "val_auc": "last epoch val AUC",
+    "val_loss": "last epoch val loss",
+    "augmentation.enabled": "augmentation",
+}
+# The columns shown on the page (the rest are in the CSV download and the expander), so the
+# table fits a 1280-px window.
+SUMMARY_COLUMNS = (
+    "run",
+    "status",
+    "started",
+    "duration (s)",
+    "ROC-AUC",
+    "sensitivity",
+    "specificity",
+    "threshold",
+    "architecture",
+    "epochs",
+    "image size",
+)
+FIGURES_NOTE = (
+    "ROC-AUC, sensitivity, specificity and accuracy are the validation split's, for the best "
+    "epoch's model at its chosen threshold (as the model file and the Train page's summary); "
+    "'last epoch' columns are the curves' last point."
+)
+RUN_COLUMN_CONFIG = {"run id": st.column_config.TextColumn("run id", width="small")}
 
 
 def tracking_uri() -> str:
@@ -63,8 +96,8 @@ def runs_table() -> pd.DataFrame:
     """Every recorded run, newest first, ready to show.
 
     Returns:
-        Columns `run, status, started, duration (s)`, then `param: ...` and `metric: ...`
-        columns, and `run_id`. Empty when nothing has been recorded yet.
+        Columns `run, status, started, duration (s)`, the metrics, then the parameters (named
+        by `column_label`), and `run id`. Empty when nothing has been recorded yet.
     """
     if not tracking_store_exists():
         return pd.DataFrame()
@@ -84,14 +117,25 @@ def runs_table() -> pd.DataFrame:
     metric_columns = _ordered(runs.columns, "metrics.", KEY_RUN_METRICS)
     param_columns = _ordered(runs.columns, "params.", KEY_RUN_PARAMS)
     for column in metric_columns:
-        table[f"metric: {column.removeprefix('metrics.')}"] = runs[column].round(4)
+        table[column_label(column.removeprefix("metrics."))] = runs[column].round(4)
     for column in param_columns:
-        table[f"param: {column.removeprefix('params.')}"] = runs[column]
+        name = column_label(column.removeprefix("params."))
+        table[name if name not in table.columns else f"{name} (setting)"] = runs[column]
     error_column = "tags.pneumonet.error"
     if error_column in runs.columns:
         table["error"] = runs[error_column].fillna("")
-    table["run_id"] = runs["run_id"]
+    table["run id"] = runs["run_id"]
     return table.reset_index(drop=True)
+
+
+def column_label(name: str) -> str:
+    """A metric's or parameter's column name: `COLUMN_LABELS`, else spaced ("image size")."""
+    return COLUMN_LABELS.get(name, name.replace("_", " ").replace(".", " "))
+
+
+def summary_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The `runs_table` columns shown on the page (`SUMMARY_COLUMNS` that are present)."""
+    return table[[column for column in SUMMARY_COLUMNS if column in table.columns]]
 
 
 def _ordered(columns: pd.Index, prefix: str, first: tuple[str, ...]) -> list[str]:

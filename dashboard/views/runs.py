@@ -13,26 +13,32 @@ with layout.guard("read the runs"):
     if table.empty:
         st.info("No runs recorded yet. Start one on the Train page.", icon=":material/history:")
     else:
-        st.dataframe(
-            table,
-            hide_index=True,
-            width="stretch",
-            column_config={"run_id": st.column_config.TextColumn("run id", width="small")},
-        )
+        st.dataframe(runs.summary_table(table), hide_index=True, width="stretch")
+        st.caption(runs.FIGURES_NOTE)
+        with st.expander("Every parameter and metric"):
+            st.dataframe(
+                table, hide_index=True, width="stretch", column_config=runs.RUN_COLUMN_CONFIG
+            )
         layout.csv_download("Download table (CSV)", table, "pneumonet_runs.csv")
 
 
 def promote_run_form() -> None:
-    """Pick a finished run and make its logged model the active registry version."""
+    """Pick a finished run, see the promotion gate's verdict on its model, and promote it."""
     choices = runs.promotable_runs()
     if not choices:
         st.caption("No finished run with a saved model to promote yet.")
         return
-    left, right = st.columns([3, 1], vertical_alignment="bottom")
-    label = left.selectbox("Finished run", list(choices), key="promote_run_choice")
-    if right.button("Promote to active model", icon=":material/verified:", key="promote_run"):
+    label = st.selectbox("Finished run", list(choices), key="promote_run_choice")
+    verdict = None
+    with layout.guard("check the run's model with the promotion gate"):
+        verdict = model_registry.promotion_verdict(choices[label])
+    if verdict is None:
+        return
+    table = model_registry.verdict_table(verdict)
+    pressed, reason = layout.promotion_gate(verdict, table, key="promote_run")
+    if pressed:
         with layout.guard("promote the run's model"):
-            version = model_registry.promote(choices[label])
+            version = model_registry.promote(choices[label], override_reason=reason)
             name = model_registry.version_label(version)
             st.toast(f"Promoted: {name} is now the active model.", icon=":material/verified:")
             st.rerun()

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import auth, charts, dataset, layout, models, runs, text, training
+from dashboard import auth, charts, dataset, layout, model_registry, models, runs, text, training
 
-LIVE_REFRESH = timedelta(seconds=2)
+LIVE_REFRESH = timedelta(seconds=layout.LIVE_REFRESH_SECONDS)
 
 st.title("Train")
 st.caption(
@@ -116,7 +116,7 @@ def progress_block(job: training.JobSummary) -> None:
         job: The running job.
     """
     label = (
-        f"Epoch {job.epoch}/{job.epochs} · batch {job.batch}/{job.batches or '?'} · "
+        f"{layout.progress_text(job).capitalize()} · batch {job.batch}/{job.batches or '?'} · "
         f"elapsed {text.format_duration(job.elapsed_seconds)} · "
         f"ETA {text.format_duration(job.eta_seconds)}"
     )
@@ -125,11 +125,15 @@ def progress_block(job: training.JobSummary) -> None:
     st.progress(job.progress, text=label)
 
 
-def curves_block(run_id: str | None) -> None:
+SUMMARY_FIGURES = {"accuracy": "accuracy", "auc": "roc_auc"}  # curve: the summary's figure
+
+
+def curves_block(run_id: str | None, summary: models.ModelSummary | None = None) -> None:
     """Train-versus-validation curves for accuracy, loss and AUC.
 
     Args:
         run_id: The MLflow run, or None before the run has started.
+        summary: The finished run's model: its best epoch and summary figures are marked.
     """
     if not run_id:
         st.caption("Curves appear after the first epoch.")
@@ -139,11 +143,15 @@ def curves_block(run_id: str | None) -> None:
         st.caption("Curves appear after the first epoch.")
         return
     columns = st.columns(3)
-    for column, metric, title in zip(
-        columns, ("accuracy", "loss", "auc"), ("Accuracy", "Loss", "ROC AUC"), strict=True
-    ):
+    titles = ("Accuracy (threshold 0.50)", "Loss", "ROC AUC")
+    for column, metric, title in zip(columns, ("accuracy", "loss", "auc"), titles, strict=True):
+        point = None
+        if summary is not None and summary.best_epoch:
+            value = summary.metrics.get(SUMMARY_FIGURES.get(metric, ""))
+            label = f"summary (threshold {summary.threshold:.2f})"
+            point = (int(summary.best_epoch), value, label)
         column.plotly_chart(
-            charts.training_curves(history, metric, title=title),
+            charts.training_curves(history, metric, title=title, summary_point=point),
             config=charts.PLOTLY_CONFIG,
             width="stretch",
             key=f"curve_{metric}",
@@ -171,18 +179,28 @@ def finished_block(job: training.JobSummary) -> None:
         st.warning("Its model file is no longer there.", icon=":material/warning:")
         return
     layout.model_summary_block(summary)
+    if basis := models.summary_basis(summary):
+        st.caption(f":material/timeline: {basis}")
     if models.promotion_is_overridden():
         st.caption("PNEUMONET_MODEL is set, so it decides the active model; promotion is off.")
         return
     if models.is_active_model(job.model_path):
         st.caption(":material/verified: This model is the active model.")
         return
-    if not auth.may("ml"):
+    verdict = None
+    with layout.guard("check the model with the promotion gate"):
+        verdict = model_registry.promotion_verdict(job.model_path)
+    if verdict is None:
         return
-    if st.button("Promote to active model", icon=":material/verified:", key="promote"):
+    if not auth.may("ml"):
+        layout.promotion_gate_verdict(verdict, model_registry.verdict_table(verdict))
+        return
+    table = model_registry.verdict_table(verdict)
+    pressed, reason = layout.promotion_gate(verdict, table, key="promote")
+    if pressed:
         with layout.guard("promote the model"):
             training.require_ml_role("promote a model")
-            models.promote_model(job.model_path)
+            models.promote_model(job.model_path, override_reason=reason)
             st.toast("Promoted: this is now the active model.", icon=":material/verified:")
             st.rerun()
 
@@ -222,10 +240,13 @@ def live_job() -> None:
             on_click=request_stop,
             disabled=not auth.may("ml"),
         )
+        with layout.guard("read the run's metrics"):
+            curves_block(job.run_id)
     else:
         finished_block(job)
-    with layout.guard("read the run's metrics"):
-        curves_block(job.run_id)
+        with layout.guard("read the run's metrics"):
+            summary = models.model_summary(job.model_path) if job.model_path else None
+            curves_block(job.run_id, summary)
 
 
 job = None

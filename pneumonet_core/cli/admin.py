@@ -26,6 +26,10 @@ MODEL_LIST_COLUMNS = (  # (heading, width, the row's text)
 )
 
 
+# `pneumonet model promote` when the promotion gate refused the model (errors exit with 2).
+REFUSED_EXIT_CODE = 3
+
+
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -143,10 +147,27 @@ def cmd_model_list(args) -> int:
 
 
 def cmd_model_promote(args) -> int:
-    """`pneumonet model promote PATH_OR_RUN_ID`: register a model and make it active."""
-    from pneumonet_core.governance import audited
+    """`pneumonet model promote PATH_OR_RUN_ID [--override-reason TEXT]`: check the model with
+    the promotion gate (the figures side by side), then register it and make it active.
 
-    changed = audited.promote(args.model, source="cli:model promote")
+    Returns:
+        0 when promoted; `REFUSED_EXIT_CODE` when the gate refused it without an override.
+    """
+    from pneumonet_core.governance import audited, promotion
+
+    reason = args.override_reason
+    if reason is not None:
+        reason = promotion.check_override_reason(reason)  # before the slow part
+    verdict = audited.promotion_verdict(args.model)
+    print(verdict.describe())
+    if not verdict.passed and reason is None:
+        print(
+            f"pneumonet: promotion refused ({verdict.kind}); to promote it anyway, give "
+            "--override-reason TEXT",
+            file=sys.stderr,
+        )
+        return REFUSED_EXIT_CODE
+    changed = audited.promote(args.model, source="cli:model promote", override_reason=reason)
     return _report_active_change(*changed, "Promoted", "the promotion")
 
 
@@ -210,6 +231,11 @@ def add_admin_parsers(commands) -> None:
     )
     promote.add_argument(
         "model", metavar="PATH_OR_RUN_ID", help="a .keras file or an MLflow run id"
+    )
+    promote.add_argument(
+        "--override-reason",
+        metavar="TEXT",
+        help="promote a model the promotion gate refuses; one line, kept in the audit trail",
     )
     promote.set_defaults(handler=cmd_model_promote)
     rollback = model_commands.add_parser("rollback", help="make an earlier version active")

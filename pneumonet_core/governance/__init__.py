@@ -1,7 +1,7 @@
 """What makes a model trustworthy to use: the audit trail, audited actions, MLflow tracking,
 the model registry with its active version and site operating points, and model cards.
 
-Order inside: `audit_chain` <- `audit`, `tracking`, `modelcard_markdown` <- `modelcard` <-
+Order inside: `audit_chain` <- `audit`, `tracking`, `promotion`, `modelcard_markdown` <- `modelcard` <-
 `registry` <- `audited`. MLflow is imported only by `tracking`, inside its functions.
 """
 
@@ -11,6 +11,7 @@ from pneumonet_core.governance import (
     audited,
     modelcard,
     modelcard_markdown,
+    promotion,
     registry,
     tracking,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "audited",
     "modelcard",
     "modelcard_markdown",
+    "promotion",
     "registry",
     "resolve_model",
     "tracking",

@@ -8,9 +8,13 @@ command line and the dashboard. The action is never undone by a failed audit wri
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from pneumonet_core.governance import audit, registry
+from pneumonet_core.governance import audit, promotion, registry
+from pneumonet_core.utils import config
 
 LOGGER = logging.getLogger("pneumonet.audit")
 
@@ -29,20 +33,56 @@ def record(action: str, *, source: str, email: str | None, **fields: Any) -> aud
         return audit.AuditResult(False, error=f"ValueError: {error}")
 
 
-def promote(model: str, *, source: str, email: str | None = None):
-    """Register a model file or run and make it active (`registry.promote`), then record it.
+def promotion_verdict(model: str | os.PathLike, **options) -> promotion.Verdict:
+    """The promotion gate's verdict on a model file or run, against the active model.
+
+    The active model is the registry's active version, else the shipped model.
+
+    Args:
+        model: A `.keras` file, or the id of a run that logged its model.
+        options: `promotion.check_promotion`'s `data_root` and `max_per_class`.
+    """
+    active = registry.active_version()
+    if active is not None:
+        active_path, label = registry.version_model_path(active.version), version_label(active)
+    else:
+        active_path, label = config.shipped_model_path(), "shipped model"
+    with tempfile.TemporaryDirectory() as scratch:
+        path, _ = registry.locate_model(model, Path(scratch))
+        return promotion.check_promotion(path, active_path, active_label=label, **options)
+
+
+def promote(
+    model: str | os.PathLike,
+    *,
+    source: str,
+    email: str | None = None,
+    override_reason: str | None = None,
+):
+    """Check a model with the promotion gate, register it and make it active, then record it.
 
     Args:
         model: A `.keras` file, or the id of a run that logged its model.
         source: The page or command, e.g. "cli:model promote".
         email: The signed-in user's e-mail, or None (the operating-system user).
+        override_reason: Promote a model the gate refuses: one typed line, kept in the audit
+            entry's details and the version's tags.
 
     Returns:
         `(version, audit_result)`: the MLflow `ModelVersion` now active, and the audit write.
+
+    Raises:
+        promotion.PromotionRefused: The gate refused it and no override reason was given.
+        ValueError: A malformed override reason (checked before the gate runs).
     """
-    version = registry.promote(model, user=audit.current_user(email))
-    result = _record_version("promote", version, source, email, {"run_id": version.run_id or None})
-    return version, result
+    reason = None if override_reason is None else promotion.check_override_reason(override_reason)
+    verdict = promotion_verdict(model)
+    if not verdict.passed and reason is None:
+        raise promotion.PromotionRefused(verdict)
+    gate = {"gate_verdict": verdict.kind} | ({"override_reason": reason} if reason else {})
+    version = registry.promote(model, user=audit.current_user(email), tags=gate)
+    details = {"run_id": version.run_id or None} | gate
+    return version, _record_version("promote", version, source, email, details)
 
 
 def rollback(version: int | str, *, source: str, email: str | None = None):

@@ -36,6 +36,7 @@ TAG = "pneumonet."
 OPERATING_POINT_TAG = "pneumonet.operating_point"
 CARD_FIGURES = ("accuracy", "roc_auc")
 FIGURES = ("threshold", *(f"val_{key}" for key in CARD_FIGURES))
+TEXT_TAGS = ("promoted_by", "activated_by", "sha256", "gate_verdict", "override_reason")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,8 +142,9 @@ def _known_run(client, run_id: str) -> str | None:
         return None
 
 
-def _locate(path_or_run_id: str | os.PathLike, scratch: Path) -> tuple[Path, str | None]:
-    """The model file to promote and its run (a run's logged model is downloaded)."""
+def locate_model(path_or_run_id: str | os.PathLike, scratch: Path) -> tuple[Path, str | None]:
+    """The model file to promote and its run (a run's logged model is downloaded to `scratch`);
+    ValueError when it is neither a file nor a run of the store with a logged `.keras` model."""
     path = Path(path_or_run_id).expanduser()
     if path.is_file():
         return path, None
@@ -160,16 +162,18 @@ def _versions(client) -> list:
     return sorted(found, key=lambda item: int(item.version), reverse=True)
 
 
-def _activate(client, version: int | str, user: str) -> ModelVersion:
+def _activate(client, version: int | str, user: str, tags: dict | None = None) -> ModelVersion:
     """Record who activated a version and when, then move the alias (the step that counts)."""
-    client.set_model_version_tag(MODEL_NAME, str(version), f"{TAG}activated_by", user)
-    client.set_model_version_tag(MODEL_NAME, str(version), f"{TAG}activated_at", _now())
+    tags = {"activated_by": user, "activated_at": _now()} | (tags or {})
+    for key, value in tags.items():
+        client.set_model_version_tag(MODEL_NAME, str(version), TAG + key, value)
     client.set_registered_model_alias(MODEL_NAME, ACTIVE_ALIAS, str(version))
     return client.get_model_version(MODEL_NAME, str(version))
 
 
-def promote(path_or_run_id: str | os.PathLike, *, user: str) -> ModelVersion:
-    """Register a model (a `.keras` file or a run id) as a version, and make it `active`.
+def promote(path_or_run_id: str | os.PathLike, *, user: str, tags: dict | None = None):
+    """Register a model (a `.keras` file or a run id) as a version, and make it `active`;
+    `tags` (e.g. the promotion gate's verdict) are set on the version, prefixed `pneumonet.`.
 
     Raises:
         ValueError: Bad user; neither a model file nor a run with a model; the model does not
@@ -177,7 +181,7 @@ def promote(path_or_run_id: str | os.PathLike, *, user: str) -> ModelVersion:
     """
     user = _check_user(user)
     with tempfile.TemporaryDirectory() as scratch:
-        path, run_id = _locate(path_or_run_id, Path(scratch))
+        path, run_id = locate_model(path_or_run_id, Path(scratch))
         sha, card = _sha256(path), modelcard.model_card_for(path)
         stored = _store_copy(path, sha)
     if card and not stored.with_name(modelcard.CARD_FILE_NAME).exists():
@@ -189,9 +193,9 @@ def promote(path_or_run_id: str | os.PathLike, *, user: str) -> ModelVersion:
             client.create_registered_model(MODEL_NAME)
     for existing in _versions(client):  # a model registered before becomes active again
         if existing.tags.get(f"{TAG}sha256") == sha:
-            return _activate(client, existing.version, user)
+            return _activate(client, existing.version, user, tags)
     figures = modelcard.card_facts(card, metadata.metrics).metrics
-    tags = {
+    new_tags = {
         "promoted_by": user,
         "promoted_at": _now(),
         "sha256": sha,
@@ -200,6 +204,7 @@ def promote(path_or_run_id: str | os.PathLike, *, user: str) -> ModelVersion:
         "image_size": str(metadata.image_size),
         "trained_in_run": metadata.run_id or "-",
     } | {f"val_{key}": repr(figures[key]) for key in CARD_FIGURES if key in figures}
+    tags = new_tags | (tags or {})
     created = client.create_model_version(
         MODEL_NAME,
         stored.parent.resolve().as_uri(),
@@ -351,8 +356,8 @@ def describe_operating_point(op: OperatingPoint) -> str:
 
 def list_versions() -> list[dict]:
     """Every version, newest first, as JSON-ready dicts: `version, aliases, active, created`
-    (ISO UTC), `promoted_by, activated_by, sha256, source, run_id, threshold, image_size,
-    val_accuracy, val_roc_auc, operating_point` (dict or None) and `operating_point_text`."""
+    (ISO UTC), the `TEXT_TAGS`, `source, run_id, threshold, image_size, val_accuracy,
+    val_roc_auc, operating_point` (dict or None) and `operating_point_text`."""
     client = _client() if _registry_exists() else None
     aliases = _aliases(client) if client else None
     if aliases is None:
@@ -364,7 +369,7 @@ def list_versions() -> list[dict]:
         created = datetime.fromtimestamp(item.creation_timestamp / 1000, UTC)
         row = {"version": number, "aliases": names, "active": ACTIVE_ALIAS in names}
         row["created"] = created.isoformat(timespec="seconds")
-        row |= {key: tags.get(TAG + key) for key in ("promoted_by", "activated_by", "sha256")}
+        row |= {key: tags.get(TAG + key) for key in TEXT_TAGS}
         row |= {"source": tags.get(f"{TAG}source"), "run_id": item.run_id or None}
         row |= {key: float(tags[TAG + key]) if TAG + key in tags else None for key in FIGURES}
         row["image_size"] = int(tags.get(f"{TAG}image_size", 0)) or None

@@ -167,8 +167,11 @@ def log_run_end(
     *,
     stopped: bool,
     duration_s: float,
+    best_epoch: int | None = None,
 ) -> None:
-    """The run's artifacts (model, predictions, metrics, confusion matrix) and final metrics."""
+    """The run's artifacts (model, predictions, metrics, confusion matrix) and final metrics:
+    `final_val_*` (the best epoch's model at its chosen threshold) at step `best_epoch`
+    (1-based, as the epoch curves), so they sit on the curves' epoch axis."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as folder:
@@ -183,8 +186,8 @@ def log_run_end(
         for key, value in val_metrics.items()
         if isinstance(value, float) and math.isfinite(value)
     }
-    final["duration_s"] = duration_s
-    mlflow.log_metrics(final)
+    mlflow.log_metrics(final, step=best_epoch or 0)
+    mlflow.log_metric("duration_s", duration_s)
     mlflow.set_tags(
         {
             "pneumonet.model_path": str(model_path),

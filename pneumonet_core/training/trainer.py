@@ -156,6 +156,7 @@ def train(
             outcome.val_metrics,
             stopped=fitted.stopped_by_user,
             duration_s=duration,
+            best_epoch=fitted.best_epoch,
         )
     return TrainResult(
         run_id=run_id,
@@ -239,7 +240,12 @@ def _fit(session, train_config, out, run_id, stop_file, status_file, verbose) ->
     import keras
 
     from pneumonet_core.governance import tracking
-    from pneumonet_core.training.callbacks import BestModelCheckpoint, EpochLogger, ProgressReporter
+    from pneumonet_core.training.callbacks import (
+        BestModelCheckpoint,
+        EpochLogger,
+        ExactValidationAuc,
+        ProgressReporter,
+    )
 
     checkpoint = BestModelCheckpoint(
         out,
@@ -254,7 +260,8 @@ def _fit(session, train_config, out, run_id, stop_file, status_file, verbose) ->
         epochs=train_config.epochs,
         batches=len(session.train_dataset),
     )
-    callbacks = [EpochLogger(tracking.log_epoch_metrics), checkpoint, reporter]
+    exact_auc = ExactValidationAuc(session.val_dataset, session.val_labels)
+    callbacks = [exact_auc, EpochLogger(tracking.log_epoch_metrics), checkpoint, reporter]
     if train_config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(

@@ -23,7 +23,8 @@ from dashboard_fixtures import (
 )
 from streamlit.testing.v1 import AppTest
 
-from pneumonet_core.governance import audit, audited, registry
+from pneumonet_core.governance import audit, audited, promotion, registry
+from pneumonet_core.utils import config
 
 ML_USER = "ml@site.example"
 
@@ -45,6 +46,18 @@ def home(monkeypatch, tmp_path) -> Path:
     monkeypatch.delenv("PNEUMONET_MODEL", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return home
+
+
+@pytest.fixture
+def gate_data(monkeypatch, tmp_path) -> Path:
+    """The configured data root for the promotion gate: noise images in train/ and test/ (a
+    tiny untrained model scores them at chance), and no shipped model to compare with."""
+    root = tmp_path / "gate_data"
+    write_labelled_folder(root / "train", per_class=10)
+    write_labelled_folder(root / "test", per_class=6)
+    monkeypatch.setenv("PNEUMONET_DATA", str(root))
+    monkeypatch.setattr(config, "shipped_model_path", lambda: tmp_path / "no-shipped.keras")
+    return root
 
 
 @pytest.fixture
@@ -209,7 +222,18 @@ def test_a_subset_cannot_be_saved_as_the_site_operating_point(home, tiny_models,
 # --- Runs: promotion and rollback ------------------------------------------------------------
 
 
-def test_the_runs_page_promotes_a_finished_run_and_rolls_back(home, tiny_models, tmp_path):
+def button_keys(app: AppTest) -> set[str]:
+    return {button.key for button in app.button}
+
+
+def table_with(app: AppTest, column: str):
+    """The first table on the page that has this column."""
+    return next(frame.value for frame in app.dataframe if column in frame.value.columns)
+
+
+def test_the_runs_page_refuses_a_model_that_did_not_learn_until_a_reason_is_typed(
+    home, gate_data, tiny_models, tmp_path
+):
     from pneumonet_core.governance import tracking
 
     first, second = tiny_models
@@ -221,17 +245,26 @@ def test_the_runs_page_promotes_a_finished_run_and_rolls_back(home, tiny_models,
     assert "No model promoted yet" in texts(app)
     choice = app.selectbox(key="promote_run_choice")
     assert choice.value.startswith("Run calm-run (")
+    verdict = [element.value for element in app.error if "Promotion gate" in element.value]
+    assert verdict and "**did not learn**" in verdict[0] and "below the floor 0.90" in verdict[0]
+    figures = table_with(app, "figure")
+    assert {"ROC-AUC", "sensitivity", "specificity", "images"} <= set(figures["figure"])
+    assert "promote_run" not in button_keys(app)  # no Promote button for a refused model
+
+    app.text_input(key="promote_run_override_reason").set_value("plumbing test").run()
+    assert "promote_run" in button_keys(app)
     app.button(key="promote_run").click().run()
     assert not app.exception, app.exception
 
     active = registry.active_version()
     assert (int(active.version), active.run_id) == (1, run.info.run_id)
-    versions = app.dataframe[1].value
+    versions = table_with(app, "version")
     assert list(versions["version"]) == [1] and list(versions["active"]) == [True]
+    assert list(versions["override reason"]) == ["plumbing test"]
 
     registry.promote(second, user=ML_USER)
     app.run()
-    assert list(app.dataframe[1].value["version"]) == [2, 1]
+    assert list(table_with(app, "version")["version"]) == [2, 1]
     app.selectbox(key="rollback_version").set_value(1).run()
     app.button(key="rollback").click().run()
     assert not app.exception, app.exception
@@ -240,7 +273,11 @@ def test_the_runs_page_promotes_a_finished_run_and_rolls_back(home, tiny_models,
     promoted, rolled_back = audit.read_entries()
     assert (promoted["action"], promoted["source"]) == ("promote", "dashboard:Runs")
     assert promoted["model_sha256"] == sha256(first.read_bytes())
-    assert promoted["details"] == {"run_id": run.info.run_id}
+    assert promoted["details"] == {
+        "run_id": run.info.run_id,
+        "gate_verdict": promotion.DID_NOT_LEARN,
+        "override_reason": "plumbing test",
+    }
     assert (rolled_back["action"], rolled_back["model_version"]) == (
         "rollback",
         "registry version 1",

@@ -99,6 +99,15 @@ def test_home_shows_intended_use_model_and_links(dashboard_env):
     assert {"Predict on X-rays", "Evaluate a model", "Train a model", "All runs"} <= set(links)
 
 
+def test_home_shows_a_long_architecture_name_in_full(dashboard_env, monkeypatch):
+    from pneumonet_core.utils import config
+
+    monkeypatch.setenv("PNEUMONET_MODEL", str(config.shipped_model_path()))
+    app = open_page()
+    assert "Architecture  \n**pneumonet-ensemble**" in [item.value for item in app.markdown]
+    assert "Architecture" not in {metric.label for metric in app.metric}  # a metric cuts it off
+
+
 def test_home_says_clearly_when_there_is_no_model(dashboard_env, monkeypatch, tmp_path):
     monkeypatch.setenv("PNEUMONET_MODEL", str(tmp_path / "missing.keras"))
     app = open_page()
@@ -532,12 +541,27 @@ def test_runs_page_lists_recorded_runs(dashboard_env):
     with mlflow.start_run(experiment_id=experiment_id, run_name="unit-test-run"):
         mlflow.log_params({"epochs": 3, "architecture": "seed"})
         mlflow.log_metric("val_auc", 0.91, step=1)
+        mlflow.log_metrics({"final_val_roc_auc": 0.93, "final_val_threshold": 0.42})
     app = open_page("runs")
-    table = app.dataframe[0].value
-    assert list(table["run"]) == ["unit-test-run"]
-    assert table.loc[0, "param: epochs"] == "3"
-    assert table.loc[0, "metric: val_auc"] == pytest.approx(0.91)
+    shown = app.dataframe[0].value  # readable names, few enough columns for 1280 px
+    assert list(shown.columns) == [
+        "run",
+        "status",
+        "started",
+        "duration (s)",
+        "ROC-AUC",
+        "threshold",
+        "architecture",
+        "epochs",
+    ]
+    assert list(shown["run"]) == ["unit-test-run"]
+    assert shown.loc[0, "ROC-AUC"] == pytest.approx(0.93)
+    assert "best epoch's model at its chosen threshold" in texts(app)
+    table = app.dataframe[1].value  # everything, in the expander
+    assert table.loc[0, "epochs"] == "3"
+    assert table.loc[0, "last epoch val AUC"] == pytest.approx(0.91)
     assert table.loc[0, "status"] == "FINISHED"
+    assert not any(":" in column for column in table.columns)
 
 
 def test_every_page_renders_without_exception(dashboard_env):
@@ -556,6 +580,12 @@ def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, 
     from pneumonet_core.utils.atomic import write_json_atomically
 
     monkeypatch.delenv("PNEUMONET_MODEL")
+    # The promotion gate's data: noise images the tiny untrained model scores at chance.
+    gate_data = tmp_path / "gate_data"
+    write_labelled_folder(gate_data / "train", per_class=10)
+    write_labelled_folder(gate_data / "test", per_class=6)
+    monkeypatch.setenv("PNEUMONET_DATA", str(gate_data))
+    monkeypatch.setattr(config, "shipped_model_path", lambda: tmp_path / "no-shipped.keras")
     run_model = tmp_path / "run-model.keras"
     shutil.copyfile(tiny_model, run_model)
     write_json_atomically(
@@ -564,6 +594,9 @@ def test_a_finished_run_can_be_promoted(dashboard_env, monkeypatch, tiny_model, 
     )
     app = open_page("train")
     assert any("finished" in element.value for element in app.success)
+    assert "Promotion gate: **did not learn**" in texts(app)
+    assert "promote" not in {button.key for button in app.button}
+    app.text_input(key="promote_override_reason").set_value("page test").run()
     app.button(key="promote").click().run()
     assert not app.exception, app.exception
     assert registry.version_model_path(1).is_file()  # promotion registers a version
@@ -671,3 +704,64 @@ def test_a_corrupt_model_is_an_error_message_not_a_traceback(dashboard_env, monk
     app.switch_page("views/predict.py").run()
     assert not app.exception
     assert app.error
+
+
+# --- Train: one epoch and one threshold for the summary, the curves and the sidebar -----------
+
+
+def test_the_train_page_names_the_summarys_epoch_and_threshold(dashboard_env, tmp_path):
+    import keras
+
+    from pneumonet_core.models import architectures, modelio
+    from pneumonet_core.utils import config
+    from pneumonet_core.utils.atomic import write_json_atomically
+
+    keras.utils.set_random_seed(1)
+    metadata = modelio.ModelMetadata(
+        architecture="seed",
+        image_size=32,
+        threshold=0.42,
+        metrics={"validation": {"roc_auc": 0.91, "accuracy": 0.8}, "best_epoch": 7},
+        training={"epochs": 30, "monitor": "val_auc", "threshold_policy": "youden"},
+    )
+    model_path = modelio.save_model(
+        architectures.build_model("seed", 32), tmp_path / "run.keras", metadata
+    )
+    write_json_atomically(
+        config.jobs_dir() / "status.json",
+        {"state": "finished", "job_id": "abc123", "model_path": str(model_path)},
+    )
+    app = open_page("train")
+    assert (
+        "The summary is the best epoch's model (epoch 7 of 30, kept by val_auc) at threshold "
+        "0.42 (youden)"
+    ) in texts(app)
+    assert "so at epoch 7 it is the summary's" in texts(app)
+
+
+def test_the_sidebar_and_the_train_page_say_the_same_epoch(dashboard_env, monkeypatch):
+    from dashboard import training
+
+    running = training.JobSummary(
+        state="running",
+        is_active=True,
+        job_id="abc123",
+        run_id=None,
+        run_name="calm-run",
+        epoch=10,
+        epochs=30,
+        batch=3,
+        batches=8,
+        progress=0.3,
+        elapsed_seconds=60.0,
+        eta_seconds=140.0,
+        error=None,
+        model_path=None,
+        settings={},
+    )
+    monkeypatch.setattr(training, "job_summary", lambda: running)
+    app = open_page("train")
+    sidebar = [element.value for element in app.sidebar.info]
+    assert sidebar == ["Training running (epoch 10 of 30)"]
+    (progress,) = app.get("progress")
+    assert progress.proto.text.startswith("Epoch 10 of 30 · batch 3/8")

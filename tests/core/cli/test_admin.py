@@ -95,8 +95,11 @@ def test_a_failed_audit_write_is_one_line_and_the_prediction_stands(
 
 
 def test_model_commands_promote_list_threshold_and_rollback(
-    untrained_model_path, dataset_factory, image_factory, tmp_path, capsys
+    untrained_model_path, dataset_factory, image_factory, tmp_path, capsys, monkeypatch
 ):
+    # No labelled data: the promotion gate cannot check, so each promotion needs a reason.
+    monkeypatch.setenv("PNEUMONET_DATA", str(tmp_path / "no-data"))
+    override = ("--override-reason", "registry plumbing test")
     first = untrained_model_path
     second = tmp_path / "second.keras"
     shutil.copy(untrained_model_path, second)
@@ -108,9 +111,10 @@ def test_model_commands_promote_list_threshold_and_rollback(
     assert "Model in use: shipped" in out
     assert json.loads(run(capsys, "model", "list", "--json")[1]) == []
 
-    code, out, _ = run(capsys, "model", "promote", str(first))
+    code, out, _ = run(capsys, "model", "promote", str(first), *override)
     assert code == 0 and "Promoted: registry version 1 is now active." in out
-    assert run(capsys, "model", "promote", str(second))[0] == 0
+    assert "Promotion gate: cannot check" in out
+    assert run(capsys, "model", "promote", str(second), *override)[0] == 0
     rows = json.loads(run(capsys, "model", "list", "--json")[1])
     assert [(row["version"], row["active"]) for row in rows] == [(2, True), (1, False)]
     code, out, _ = run(capsys, "model", "list")
@@ -139,7 +143,7 @@ def test_model_commands_promote_list_threshold_and_rollback(
     assert code == EXIT_ERROR and "no registry version 9" in err
     code, _, err = run(capsys, "model", "threshold", "1", "1.5", "--evidence", str(folder))
     assert code == EXIT_ERROR and "strictly between 0 and 1" in err
-    code, _, err = run(capsys, "model", "promote", str(tmp_path / "absent.keras"))
+    code, _, err = run(capsys, "model", "promote", str(tmp_path / "absent.keras"), *override)
     assert code == EXIT_ERROR and "absent.keras" in err
     assert registry.resolve_model().version == 1
 

@@ -8,8 +8,14 @@ import math
 import numpy as np
 import pytest
 
+from pneumonet_core.metrics.classification import roc_auc
 from pneumonet_core.models.modelio import ModelMetadata, read_metadata
-from pneumonet_core.training.callbacks import BestModelCheckpoint, EpochLogger, ProgressReporter
+from pneumonet_core.training.callbacks import (
+    BestModelCheckpoint,
+    EpochLogger,
+    ExactValidationAuc,
+    ProgressReporter,
+)
 
 
 class FakeMlflow:
@@ -41,6 +47,26 @@ def test_epoch_logger_logs_finite_metrics_at_one_based_steps(compiled_model):
     assert (step1, step2) == (1, 2)
     assert first == {"loss": 0.5, "val_auc": 0.8, "learning_rate": pytest.approx(0.003)}
     assert second["loss"] == 0.4
+
+
+def test_exact_validation_auc_replaces_the_keras_estimate(compiled_model):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    images = rng.random((12, 32, 32, 1)).astype("float32")
+    labels = np.array([0, 1] * 6)
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(5)
+    scorer = ExactValidationAuc(dataset, labels)
+    scorer.set_model(compiled_model)
+    logs = {"val_auc": 0.123, "loss": 0.5}
+    scorer.on_epoch_end(0, logs)
+    exact = roc_auc(labels, compiled_model.predict(dataset, verbose=0).ravel())
+    assert logs == {"val_auc": pytest.approx(exact), "loss": 0.5} and exact != 0.123
+    one_class = ExactValidationAuc(dataset, np.zeros(12, int))
+    one_class.set_model(compiled_model)
+    logs = {"val_auc": 0.5}
+    one_class.on_epoch_end(0, logs)
+    assert logs == {"val_auc": 0.5}  # no exact figure: Keras's stays
 
 
 def test_checkpoint_keeps_the_best_epoch_when_maximising(compiled_model, tmp_path):

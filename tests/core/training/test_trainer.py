@@ -118,6 +118,44 @@ def test_mlflow_run_has_per_epoch_metrics(trained, monkeypatch):
     assert final == pytest.approx([trained.result.val_metrics["accuracy"]])
 
 
+def test_the_summary_is_the_curves_point_at_the_best_epoch(trained, monkeypatch):
+    """The summary (the model file's validation figures) and the curves agree: the curve's
+    validation ROC-AUC at the best epoch is the summary's, and the `final_val_*` figures are
+    logged at that epoch (1-based, as the curves)."""
+    trained.activate(monkeypatch)
+    metrics = read_metadata(trained.model_path).metrics
+    best_epoch = metrics["best_epoch"]
+    assert best_epoch == trained.result.best_epoch and 1 <= best_epoch <= trained.config.epochs
+    history = tracking.metric_history(trained.result.run_id)
+    curve = history[history["key"] == "val_auc"].set_index("step")["value"]
+    assert curve[best_epoch] == pytest.approx(metrics["validation"]["roc_auc"], abs=1e-6)
+    final = history[history["key"] == "final_val_roc_auc"]
+    assert final["step"].tolist() == [best_epoch]
+
+
+def test_the_curves_validation_auc_is_exact_where_keras_would_estimate_it_badly(
+    tmp_path, train_config_factory, monkeypatch
+):
+    """Noise images: the model's scores crowd together, where Keras's 200-threshold AUC is far
+    from the exact one; the curve must still show the summary's exact ROC-AUC."""
+    from conftest import encode, patient_file_names
+
+    rng = np.random.default_rng(5)
+    for label in ("NORMAL", "PNEUMONIA"):
+        folder = tmp_path / "noise" / "train" / label
+        folder.mkdir(parents=True)
+        for name in patient_file_names(label, 16):
+            pixels = (rng.random((40, 40)) * 255).astype(np.uint8)
+            (folder / name).write_bytes(encode(pixels, "JPEG"))
+    monkeypatch.setenv("PNEUMONET_HOME", str(tmp_path / "home"))
+    config = train_config_factory(tmp_path / "noise", tmp_path / "noise.keras", epochs=1)
+    result = train(config, verbose=0)
+    summary = read_metadata(result.model_path).metrics["validation"]["roc_auc"]
+    history = tracking.metric_history(result.run_id)
+    curve = history[history["key"] == "val_auc"]["value"].tolist()
+    assert curve == [pytest.approx(summary, abs=1e-6)]
+
+
 def test_mlflow_run_records_params_tags_and_status(trained, monkeypatch):
     trained.activate(monkeypatch)
     info = tracking.run_info(trained.result.run_id)
