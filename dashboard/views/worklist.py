@@ -61,12 +61,11 @@ chosen = st.selectbox("Open a study", ["-", *labels], key="worklist_open")
 if chosen == "-":
     st.stop()
 row = rows[labels.index(chosen)]
-if auth.may("ml"):
-    if st.button("Score now", icon=":material/bolt:", key="worklist_score"):
-        with layout.guard("score the study"):
-            summary = worklist.score_now(row.study_uid)
-            st.success(f"Scored: {summary.line()}.", icon=":material/check:")
-            st.rerun()
+if auth.may("ml") and st.button("Score now", icon=":material/bolt:", key="worklist_score"):
+    with layout.guard("score the study"):
+        summary = worklist.score_now(row.study_uid)
+        st.success(f"Scored: {summary.line()}.", icon=":material/check:")
+        st.rerun()
 patient = st.expander(
     "Patient name and ID", key="worklist_patient", on_change="rerun", icon=":material/badge:"
 )

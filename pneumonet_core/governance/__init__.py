@@ -1,8 +1,8 @@
 """What makes a model trustworthy to use: the audit trail, audited actions, MLflow tracking,
 the model registry with its active version and site operating points, and model cards.
 
-Order inside: `audit_chain` <- `audit`, `tracking`, `promotion`, `modelcard_markdown` <- `modelcard` <-
-`registry` <- `audited`. MLflow is imported only by `tracking`, inside its functions.
+Order inside: `audit_chain` <- `audit`, `tracking`, `promotion`, `modelcard_markdown` <-
+`modelcard` <- `registry` <- `audited`. MLflow is imported only by `tracking`, inside its functions.
 """
 
 from pneumonet_core.governance import (
