@@ -179,6 +179,8 @@ def cmd_predict(args) -> int:
             print(json.dumps(prediction.to_dict()), flush=True)
         elif prediction.error:
             print(f"{prediction.file}\terror: {prediction.error}")
+        elif prediction.is_not_a_chest_xray:  # no label, not even a hedged one
+            print(f"{prediction.file}\tno result: {prediction.ood_reason}")
         elif prediction.ood:
             print(
                 f"{prediction.file}\t{prediction.ood_reason}\t(model output {prediction.label} "
