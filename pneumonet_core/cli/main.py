@@ -182,10 +182,8 @@ def cmd_predict(args) -> int:
         elif prediction.is_not_a_chest_xray:  # no label, not even a hedged one
             print(f"{prediction.file}\tno result: {prediction.ood_reason}")
         elif prediction.ood:
-            print(
-                f"{prediction.file}\t{prediction.ood_reason}\t(model output {prediction.label} "
-                f"p={prediction.probability:.4f})"
-            )
+            output = f"model output {prediction.label} p={prediction.probability:.4f}"
+            print(f"{prediction.file}\t{prediction.ood_reason}\t({output})")
         else:
             print(
                 f"{prediction.file}\t{prediction.label}\tp={prediction.probability:.4f}"

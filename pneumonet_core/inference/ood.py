@@ -95,21 +95,14 @@ class OodStatistics:
 
         Args:
             features: (n, d) penultimate features.
-            chest_like: n flags, whether each input has a chest radiograph's layout
-                (`chest_likeness.looks_like_chest`), the second witness for "not a chest X-ray".
-
-        Returns:
-            n reasons; an input is too far when its distance is above `threshold`, and not a
-            chest X-ray at all when it is `NOT_AN_XRAY_DISTANCE_RATIO` times that or more and
-            has no chest layout.
+            chest_like: n flags from `chest_likeness.looks_like_chest`, the second witness
+                `feature_reason` needs before it calls an input "not a chest X-ray".
         """
         distances = self.distances(features)
         if len(chest_like) != len(distances):
             raise ValueError(f"expected {len(distances)} chest_like flags, got {len(chest_like)}")
-        return [
-            feature_reason(distance, self.threshold, chest_like=bool(like))
-            for distance, like in zip(distances, chest_like, strict=True)
-        ]
+        pairs = zip(distances, chest_like, strict=True)
+        return [feature_reason(d, self.threshold, chest_like=bool(c)) for d, c in pairs]
 
     def to_bytes(self) -> bytes:
         """Serialise as an .npz archive (no pickles).
