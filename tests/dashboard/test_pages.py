@@ -223,6 +223,13 @@ def test_a_photo_gets_no_result_and_no_label_anywhere_on_the_page(dashboard_env)
     assert any(
         "photo.jpg" in caption.value and "colour image" in caption.value for caption in app.caption
     )
+    from pneumonet_core.governance import audit
+
+    photo_sha256 = audit.sha256_of_bytes(colour_photo_bytes())
+    entries = audit.read_entries(action="predict")
+    photo_entries = [entry for entry in entries if entry["image_sha256"] == photo_sha256]
+    assert len(photo_entries) == 1 and photo_entries[0]["label"] is None
+    assert all(entry["label"] for entry in entries if entry["image_sha256"] != photo_sha256)
 
 
 def test_the_disclaimer_is_said_once_and_uploads_are_captioned_image(dashboard_env):
