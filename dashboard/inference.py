@@ -49,6 +49,8 @@ class ImagePrediction:
         ood_reason: Why, for the clinician (None when `ood` is False); it starts with
             "not a chest X-ray: " or "outside validated use: " (`ood.reason_kind`).
         image_sha256: The SHA-256 of the uploaded bytes (64 hexadecimal characters).
+        frame_note: "frame 3 of 5 decoded" for a multi-frame file (only one frame is decoded),
+            else None.
     """
 
     file_name: str
@@ -62,6 +64,7 @@ class ImagePrediction:
     ood: bool = False
     ood_reason: str | None = None
     image_sha256: str = ""
+    frame_note: str | None = None
 
     @property
     def is_not_a_chest_xray(self) -> bool:
@@ -140,6 +143,7 @@ def _predict_bytes_cached(
         ood=result.ood,
         ood_reason=result.ood_reason,
         image_sha256=image_sha256,
+        frame_note=explained.info.frame_note,
     )
 
 

@@ -115,6 +115,8 @@ def render_prediction(
         st.subheader(prediction.file_name)
         if audit_notice:
             st.caption(f":material/warning: {audit_notice}")
+        if prediction.frame_note:
+            st.caption(f":material/burst_mode: Multi-frame file: {prediction.frame_note}.")
         if prediction.error:
             st.error(f"Could not read this file. {prediction.error}", icon=":material/error:")
             return
