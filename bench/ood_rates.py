@@ -12,8 +12,9 @@ validation split (where the threshold was chosen), on the dataset's `val/` and `
 folders, and on `train/` images the model never saw when it was trained on a subset.
 Every set is reported with its flag rate in all and, separately, the rate of each reason:
 "not a chest X-ray" (the simple checks: colour, tiny, near-constant or extreme-aspect images,
-DICOM files of another modality or body part) and "outside validated use" (a DICOM lateral
-view, or features far from the training X-rays). Either reason marks the probability as
+DICOM files of another modality or body part; or features 1.6 times the distance threshold or
+more when the picture also has no chest layout, `inference.chest_likeness`) and "outside
+validated use" (a DICOM lateral view, or features far from the training X-rays). Either reason marks the probability as
 unreliable. Targets: >= 90% of non-chest images flagged (either reason), <= 2% of X-rays
 flagged.
 """

@@ -20,7 +20,7 @@ import streamlit as st
 from dashboard import cache, models, text
 from pneumonet_core import imaging
 from pneumonet_core.governance import audit
-from pneumonet_core.inference import SIMPLE_CHECKS_SUMMARY
+from pneumonet_core.inference import SIMPLE_CHECKS_SUMMARY, ood_checks
 
 SIMPLE_OOD_CHECKS = SIMPLE_CHECKS_SUMMARY  # what is flagged without feature statistics
 UPLOAD_CACHE_ENTRIES = 64
@@ -36,7 +36,8 @@ class ImagePrediction:
     Attributes:
         file_name: The name of the uploaded file.
         probability: Predicted probability of PNEUMONIA, or None when the file failed.
-        label: "PNEUMONIA" or "NORMAL" at the threshold, or None when the file failed.
+        label: "PNEUMONIA" or "NORMAL" at the threshold; None when the file failed and when
+            the image is not a chest X-ray (`is_not_a_chest_xray`: no label anywhere).
         threshold: The operating threshold used.
         error: A one-line reason when the file could not be read, else None.
         image: The decoded image for display, float32 (H, W) in [0, 1] (longer side at most
@@ -48,6 +49,8 @@ class ImagePrediction:
         ood_reason: Why, for the clinician (None when `ood` is False); it starts with
             "not a chest X-ray: " or "outside validated use: " (`ood.reason_kind`).
         image_sha256: The SHA-256 of the uploaded bytes (64 hexadecimal characters).
+        frame_note: "frame 3 of 5 decoded" for a multi-frame file (only one frame is decoded),
+            else None.
     """
 
     file_name: str
@@ -61,6 +64,23 @@ class ImagePrediction:
     ood: bool = False
     ood_reason: str | None = None
     image_sha256: str = ""
+    frame_note: str | None = None
+
+    @property
+    def is_not_a_chest_xray(self) -> bool:
+        """Whether the guard found the image not to be a chest X-ray: no result, no label."""
+        return bool(self.ood_reason) and self.ood_reason.startswith(
+            f"{ood_checks.NOT_A_CHEST_XRAY}: "
+        )
+
+    @property
+    def warning_kind(self) -> str:
+        """ "not a chest X-ray", "outside validated use", or "" when not flagged."""
+        if not self.ood_reason:
+            return ""
+        if self.is_not_a_chest_xray:
+            return ood_checks.NOT_A_CHEST_XRAY
+        return ood_checks.OUTSIDE_VALIDATED_USE
 
 
 UPLOAD_ROUND = "predict_upload_round"  # session state: bumped to empty the uploader
@@ -123,6 +143,7 @@ def _predict_bytes_cached(
         ood=result.ood,
         ood_reason=result.ood_reason,
         image_sha256=image_sha256,
+        frame_note=explained.info.frame_note,
     )
 
 
@@ -204,15 +225,16 @@ def predictions_table(predictions: list[ImagePrediction]) -> pd.DataFrame:
         predictions: Results of `predict_upload`.
 
     Returns:
-        One row per file: file, probability, label, threshold, warning (why the probability
-        is unreliable, else empty), error.
+        One row per file: file, probability, label (empty for an image that is not a chest
+        X-ray, "unreadable" for a file that failed), threshold (as shown: two decimals),
+        warning (why the probability is unreliable, in full, else empty), error.
     """
     rows = [
         {
             "file": item.file_name,
             "probability": item.probability,
-            "label": item.label or "unreadable",
-            "threshold": item.threshold,
+            "label": "unreadable" if item.error else (item.label or ""),
+            "threshold": text.rounded_threshold(item.threshold),
             "warning": item.ood_reason or "",
             "error": item.error or "",
         }
@@ -222,3 +244,16 @@ def predictions_table(predictions: list[ImagePrediction]) -> pd.DataFrame:
     return table.sort_values("probability", ascending=False, na_position="last").reset_index(
         drop=True
     )
+
+
+def shown_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The batch table as the page shows it: the warning's kind only (the full reasons are
+    listed under the table, so none is cut off), and no warning or error column when empty.
+
+    Args:
+        table: From `predictions_table`.
+    """
+    shown = table.copy()
+    shown["warning"] = [reason.split(": ", 1)[0] if reason else "" for reason in table["warning"]]
+    empty = [name for name in ("warning", "error") if not shown[name].astype(bool).any()]
+    return shown.drop(columns=empty)

@@ -55,17 +55,18 @@ def guard(action: str) -> Iterator[None]:
         st.error(f"Could not {action}. {text.describe_error(error)}", icon=":material/error:")
 
 
-def csv_download(label: str, table: pd.DataFrame, file_name: str) -> None:
+def csv_download(label: str, table: pd.DataFrame, file_name: str, note: str | None = None) -> None:
     """A button that downloads a table as a UTF-8 CSV file.
 
     Args:
         label: The button's text, e.g. "Download results (CSV)".
         table: The table, written without its index.
         file_name: The downloaded file's name.
+        note: One line written first, as a "# " comment (e.g. the intended use).
     """
     st.download_button(
         label,
-        text.table_to_csv(table),
+        text.table_to_csv(table, note),
         file_name=file_name,
         mime="text/csv",
         icon=":material/download:",
@@ -79,7 +80,8 @@ def intended_use_note() -> None:
 
 def sidebar_footer(visitor: auth.Access | None = None) -> None:
     """Show the running training job (if any), the signed-in user with a Sign out button (when
-    sign-in is on), and the intended use in the sidebar.
+    sign-in is on) in the sidebar. The intended use is said once, by the pages that show
+    results (Home, Predict, Evaluate), not again in the sidebar.
 
     Call only for a user with a role: before sign-in the sidebar shows nothing.
 
@@ -98,7 +100,6 @@ def sidebar_footer(visitor: auth.Access | None = None) -> None:
             role = ROLE_LABELS.get(visitor.role or "", "no role")
             st.caption(f":material/account_circle: Signed in as `{visitor.email}` ({role})")
             sign_out_button("sidebar_sign_out")
-        st.caption(text.intended_use())
 
 
 def sign_out_button(key: str) -> None:
@@ -261,20 +262,26 @@ def probability_block(prediction: inference.ImagePrediction, key: str) -> None:
     """
     from dashboard import charts
 
-    if prediction.ood:
+    if prediction.label is None:  # not a chest X-ray: no label, not even a hedged one
+        st.markdown("### :gray-background[no result]")
+    elif prediction.ood:
         st.markdown(f"### :gray-background[{prediction.label} (unreliable)]")
     else:
         colour = "red" if prediction.label == "PNEUMONIA" else "green"
         st.markdown(f"### :{colour}-background[{prediction.label}]")
+    shown_probability = round(prediction.probability * 100, 1)
+    shown_threshold = text.threshold_percent(prediction.threshold)
     st.metric(
         "Probability of pneumonia",
-        f"{prediction.probability:.1%}",
-        delta=f"{(prediction.probability - prediction.threshold) * 100:+.1f} points vs threshold "
-        f"{prediction.threshold:.0%}",
+        f"{shown_probability:.1f}%",
+        delta=f"{shown_probability - shown_threshold:+.1f} points vs threshold "
+        f"{text.format_threshold(prediction.threshold)}",
         delta_color="inverse",
     )
     st.plotly_chart(
-        charts.probability_bar(prediction.probability, prediction.threshold),
+        charts.probability_bar(
+            prediction.probability, text.rounded_threshold(prediction.threshold)
+        ),
         config=charts.PLOTLY_CONFIG,
         width="stretch",
         key=f"probability_{key}",

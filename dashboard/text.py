@@ -50,6 +50,30 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
-def table_to_csv(table: pd.DataFrame) -> bytes:
-    """A table as UTF-8 CSV bytes for a download button."""
-    return table.to_csv(index=False).encode("utf-8")
+def table_to_csv(table: pd.DataFrame, note: str | None = None) -> bytes:
+    """A table as UTF-8 CSV bytes for a download button.
+
+    Args:
+        table: The table, written without its index.
+        note: One line written first as a comment ("# ..."), e.g. the intended use; readers
+            skip it with `pandas.read_csv(..., comment="#")`.
+    """
+    body = table.to_csv(index=False)
+    if note:
+        body = f"# {' '.join(note.split())}\n{body}"
+    return body.encode("utf-8")
+
+
+def rounded_threshold(threshold: float) -> float:
+    """The threshold as every page shows it: a probability to two decimals (whole percent)."""
+    return round(float(threshold), 2)
+
+
+def threshold_percent(threshold: float) -> int:
+    """The shown threshold in whole percent (42 for 0.4236)."""
+    return round(rounded_threshold(threshold) * 100)
+
+
+def format_threshold(threshold: float) -> str:
+    """The shown threshold, "42%" for 0.4236: the one rounding used on every page."""
+    return f"{threshold_percent(threshold)}%"

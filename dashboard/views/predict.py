@@ -32,7 +32,8 @@ if summary is None:
 threshold = summary.threshold if resolved.threshold is None else resolved.threshold
 st.markdown(
     f"Model **{summary.name}** ({resolved.label}) · input {summary.image_size} px · operating "
-    f"threshold **{threshold:.2f}** (probabilities at or above it are labelled PNEUMONIA)."
+    f"threshold **{text.format_threshold(threshold)}** (probabilities at or above it are "
+    "labelled PNEUMONIA)."
 )
 if resolved.operating_point is not None:
     st.caption(
@@ -42,8 +43,8 @@ if resolved.operating_point is not None:
 if not summary.has_ood_guard:
     st.caption(
         "This model file carries no out-of-distribution statistics: only the simple checks "
-        f"({inference.SIMPLE_OOD_CHECKS}) flag images, so a chest X-ray unlike the training "
-        "images (an adult's, or one from another hospital's device) is not flagged. Fit them "
+        f"({inference.SIMPLE_OOD_CHECKS}) flag images, so an image unlike the training "
+        "X-rays (an adult's, or one from another hospital's device) is not flagged. Fit them "
         "with `pneumonet ood fit --model PATH`."
     )
 uploads = st.file_uploader(
@@ -101,7 +102,8 @@ def dicom_header_expander(content: bytes, key: str) -> None:
 def render_prediction(
     prediction: inference.ImagePrediction, content: bytes, key: str, audit_notice: str | None
 ) -> None:
-    """Show one image's result: image, probability against the threshold, label, Grad-CAM.
+    """Show one image's result: image, probability against the threshold, label, Grad-CAM
+    (for an image that is not a chest X-ray: no result, the probability behind an expander).
 
     Args:
         prediction: The result from `inference.predict_upload`.
@@ -113,23 +115,45 @@ def render_prediction(
         st.subheader(prediction.file_name)
         if audit_notice:
             st.caption(f":material/warning: {audit_notice}")
+        if prediction.frame_note:
+            st.caption(f":material/burst_mode: Multi-frame file: {prediction.frame_note}.")
         if prediction.error:
             st.error(f"Could not read this file. {prediction.error}", icon=":material/error:")
             return
-        if prediction.ood:
-            st.warning(
-                f"{prediction.ood_reason}. The probability below is shown for reference only.",
-                icon=":material/warning:",
-            )
-        columns = st.columns([1, 1, 1])
-        columns[0].image(prediction.image, caption="X-ray", width="stretch", clamp=True)
-        with columns[1]:
-            heatmap_overlay(prediction, key)
-        with columns[2]:
-            layout.probability_block(prediction, key)
-            layout.intended_use_note()
+        if prediction.is_not_a_chest_xray:
+            not_a_chest_xray(prediction, key)
+        else:
+            if prediction.ood:
+                st.warning(
+                    f"{prediction.ood_reason}. The probability below is shown for reference only.",
+                    icon=":material/warning:",
+                )
+            columns = st.columns([1, 1, 1])
+            columns[0].image(prediction.image, caption="image", width="stretch", clamp=True)
+            with columns[1]:
+                heatmap_overlay(prediction, key)
+            with columns[2]:
+                layout.probability_block(prediction, key)
         if prediction.is_dicom:
             dicom_header_expander(content, key)
+
+
+def not_a_chest_xray(prediction: inference.ImagePrediction, key: str) -> None:
+    """An image that is not a chest X-ray: no result and no label; the probability only on
+    request, behind a collapsed expander.
+
+    Args:
+        prediction: A prediction whose image is not a chest X-ray.
+        key: A unique key for this file's widgets.
+    """
+    st.warning(f"No result: {prediction.ood_reason}.", icon=":material/block:")
+    left, _ = st.columns([1, 2])
+    left.image(prediction.image, caption="image", width="stretch", clamp=True)
+    with st.expander("Model output (not a result)", expanded=False, key=f"output_{key}"):
+        st.caption(
+            f"The model's probability of pneumonia was {prediction.probability:.1%}, but for "
+            "an image that is not a chest X-ray it means nothing."
+        )
 
 
 def batch_results(predictions: list[inference.ImagePrediction]) -> None:
@@ -142,25 +166,30 @@ def batch_results(predictions: list[inference.ImagePrediction]) -> None:
         return
     st.header("Batch results")
     table = inference.predictions_table(predictions)
-    empty_columns = [name for name in ("warning", "error") if not table[name].astype(bool).any()]
-    shown = table.drop(columns=empty_columns)
+    shown = inference.shown_table(table)
     st.dataframe(
         shown,
         hide_index=True,
         width="stretch",
         column_config={
             "probability": st.column_config.ProgressColumn(
-                "P(pneumonia)", min_value=0.0, max_value=1.0, format="%.3f"
+                "P(pneumonia)", min_value=0.0, max_value=1.0, format="percent"
             ),
+            "threshold": st.column_config.NumberColumn("threshold", format="percent"),
             "warning": st.column_config.TextColumn(
                 "warning",
-                help="Why the probability is unreliable: not a chest X-ray, or outside "
-                "validated use (a chest X-ray unlike the training images).",
+                help="Why the probability is unreliable: not a chest X-ray (no label), or "
+                "outside validated use (unlike the paediatric chest X-rays it was validated "
+                "on). The full reasons are listed under the table.",
             ),
         },
     )
-    layout.csv_download("Download results (CSV)", table, "pneumonet_predictions.csv")
-    layout.intended_use_note()
+    for item in predictions:
+        if item.ood_reason:
+            st.caption(f":material/warning: **{item.file_name}**: {item.ood_reason}")
+    layout.csv_download(
+        "Download results (CSV)", table, "pneumonet_predictions.csv", note=text.intended_use()
+    )
 
 
 batch_area = st.container()

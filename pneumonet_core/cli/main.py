@@ -161,11 +161,11 @@ def cmd_predict(args) -> int:
             emit(json.dumps(prediction.to_dict()))
         elif prediction.error:
             emit(f"{prediction.file}\terror: {prediction.error}")
+        elif prediction.is_not_a_chest_xray:  # no label, not even a hedged one
+            emit(f"{prediction.file}\tno result: {prediction.ood_reason}")
         elif prediction.ood:
-            emit(
-                f"{prediction.file}\t{prediction.ood_reason}\t(model output {prediction.label} "
-                f"p={prediction.probability:.4f})"
-            )
+            output = f"model output {prediction.label} p={prediction.probability:.4f}"
+            emit(f"{prediction.file}\t{prediction.ood_reason}\t({output})")
         else:
             emit(
                 f"{prediction.file}\t{prediction.label}\tp={prediction.probability:.4f}"

@@ -19,7 +19,9 @@ from pneumonet_core.imaging.preprocessing import (
 from pneumonet_core.imaging.sources import (
     DICOM_SUFFIXES,
     IMAGE_SUFFIXES,
+    MAX_DECODED_BYTES,
     MAX_PIXELS,
+    PILLOW_FORMATS,
     UPLOAD_TYPES,
     ImageInfo,
     ImageReadError,
@@ -31,10 +33,12 @@ from pneumonet_core.imaging.sources import (
 __all__ = [
     "DICOM_SUFFIXES",
     "IMAGE_SUFFIXES",
+    "MAX_DECODED_BYTES",
     "MAX_IMAGE_SIZE",
     "MAX_PIXELS",
     "MIN_IMAGE_SIZE",
     "PATIENT_FIELDS",
+    "PILLOW_FORMATS",
     "PREPROCESSING",
     "TECHNICAL_FIELDS",
     "UPLOAD_TYPES",

@@ -16,6 +16,7 @@ from pneumonet_core.imaging import dicom
 from pneumonet_core.imaging.sources import (
     COLOR_THUMBNAIL_SIDE,
     DETAIL_LIMIT,
+    PILLOW_FORMATS,
     ImageInfo,
     ImageReadError,
     ImageSource,
@@ -93,7 +94,7 @@ def _read_pillow_pixels(data: bytes, name: str) -> tuple[np.ndarray, ImageInfo]:
             return _pillow_to_gray(oriented), info
     except UnidentifiedImageError as error:
         raise ImageReadError(
-            f"{name}: not a recognised image (expected PNG, JPEG or DICOM)"
+            f"{name}: not a recognised image (expected PNG, JPEG, BMP, TIFF, WebP, GIF or DICOM)"
         ) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         detail = first_line(error, DETAIL_LIMIT)
@@ -111,7 +112,7 @@ def _read_pillow_pixels(data: bytes, name: str) -> tuple[np.ndarray, ImageInfo]:
 def _open_pillow(data: bytes, name: str) -> Image.Image:
     """Open (headers only, no pixels yet) and refuse images that claim too many pixels."""
     with quiet_warnings():
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS)
     try:
         check_size(image.width, image.height, name)
     except ImageReadError:

@@ -17,6 +17,7 @@ import numpy as np
 
 from pneumonet_core.imaging.sources import (
     DETAIL_LIMIT,
+    MAX_DECODED_BYTES,
     ImageInfo,
     ImageReadError,
     ImageSource,
@@ -211,10 +212,12 @@ def _dicom_pixels(dataset, name: str) -> tuple[np.ndarray, ImageInfo]:
         )
     rows, columns = _dicom_int(dataset, "Rows", 0), _dicom_int(dataset, "Columns", 0)
     check_size(columns, rows, name)
+    check_decoded_size(dataset, name)
+    frame = decoded_frame_index(dataset)
     try:
         with quiet_warnings():
             infer_transfer_syntax(dataset)
-            pixels = dataset.pixel_array
+            pixels = _decode_one_frame(dataset, frame)
             gray, colors = _dicom_to_gray(dataset, np.asarray(pixels))
     except Exception as error:
         syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
@@ -225,7 +228,45 @@ def _dicom_pixels(dataset, name: str) -> tuple[np.ndarray, ImageInfo]:
         ) from None
     if gray.ndim != 2 or gray.size == 0:
         raise ImageReadError(f"{name}: the DICOM pixel data is not a 2-D image ({gray.shape})")
-    return gray, _dicom_info(dataset, gray, colors)
+    return gray, _dicom_info(dataset, gray, colors, frame)
+
+
+def decoded_size(dataset) -> int:
+    """Bytes the whole pixel data would take decoded, from the header alone.
+
+    frames x rows x columns x samples per pixel x bytes per sample (bits allocated, rounded up
+    to whole bytes; 1-bit data is unpacked to one byte a sample).
+    """
+    frames = max(1, _dicom_int(dataset, "NumberOfFrames", 1))
+    rows, columns = _dicom_int(dataset, "Rows", 0), _dicom_int(dataset, "Columns", 0)
+    samples = max(1, _dicom_int(dataset, "SamplesPerPixel", 1))
+    bytes_per_sample = max(1, -(-_dicom_int(dataset, "BitsAllocated", 8) // 8))
+    return frames * rows * columns * samples * bytes_per_sample
+
+
+def check_decoded_size(dataset, name: str) -> None:
+    """Refuse, before any decoding, a file whose header claims more than `MAX_DECODED_BYTES`."""
+    size = decoded_size(dataset)
+    if size > MAX_DECODED_BYTES:
+        frames = max(1, _dicom_int(dataset, "NumberOfFrames", 1))
+        raise ImageReadError(
+            f"{name}: the DICOM image is too large to decode ({frames} frame(s), "
+            f"{size / 1024**2:,.0f} MiB decoded, limit {MAX_DECODED_BYTES / 1024**2:,.0f} MiB)"
+        )
+
+
+def decoded_frame_index(dataset) -> int:
+    """The one frame decoded from a multi-frame file: the middle one (0 for a single image)."""
+    return max(1, _dicom_int(dataset, "NumberOfFrames", 1)) // 2
+
+
+def _decode_one_frame(dataset, frame: int) -> np.ndarray:
+    """One frame's pixels; pydicom decodes only that frame, never the whole pixel data."""
+    from pydicom.pixels import pixel_array
+
+    if max(1, _dicom_int(dataset, "NumberOfFrames", 1)) == 1:
+        return pixel_array(dataset)
+    return pixel_array(dataset, index=frame)
 
 
 def _dicom_text(dataset, keyword: str) -> str | None:
@@ -242,14 +283,15 @@ def _dicom_int(dataset, keyword: str, default: int) -> int:
         return default
 
 
-def _dicom_info(dataset, gray: np.ndarray, colors: float) -> ImageInfo:
+def _dicom_info(dataset, gray: np.ndarray, colors: float, frame: int) -> ImageInfo:
     return ImageInfo(
         format="DICOM",
         width=int(gray.shape[1]),
         height=int(gray.shape[0]),
         mode=_dicom_text(dataset, "PhotometricInterpretation") or "unknown",
         color_fraction=colors,
-        frames=_dicom_int(dataset, "NumberOfFrames", 1),
+        frames=max(1, _dicom_int(dataset, "NumberOfFrames", 1)),
+        decoded_frame=frame,
         modality=_dicom_text(dataset, "Modality"),
         body_part=_dicom_text(dataset, "BodyPartExamined"),
         view_position=_dicom_text(dataset, "ViewPosition"),
@@ -260,9 +302,6 @@ def _dicom_to_gray(dataset, pixels: np.ndarray) -> tuple[np.ndarray, float]:
     """(gray float32 (H, W) in [0, 1], colour fraction) for decoded DICOM pixels."""
     from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
-    frames = _dicom_int(dataset, "NumberOfFrames", 1)
-    if frames > 1 and pixels.ndim >= 3 and pixels.shape[0] == frames:
-        pixels = pixels[frames // 2]
     photometric = _dicom_text(dataset, "PhotometricInterpretation") or ""
     if photometric == "PALETTE COLOR":
         pixels = apply_color_lut(pixels, dataset)

@@ -22,6 +22,13 @@ ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
 # Larger images are refused before decoding (a small file can claim billions of pixels).
 MAX_PIXELS = 60_000_000
+# A DICOM file whose header claims more decoded bytes than this (frames x rows x columns x
+# samples per pixel x bytes per sample) is refused before any decoding: a small compressed
+# upload can otherwise claim gigabytes of frames. Only one frame of an accepted file is decoded.
+MAX_DECODED_BYTES = 1024**3
+# The Pillow formats the decoder opens, and no other (a renamed EPS, PSD, ICO... never reaches
+# a decoder that was not chosen). JPEG also opens cameras' MPO files.
+PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
 # The one list of file suffixes the decoder reads (lower case, with the dot): what a dataset
 # scan, a folder given to `pneumonet predict` and the dashboard's uploader accept.
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -54,8 +61,9 @@ class ImageInfo:
         mode: Pillow mode ("L", "RGB", ...) or the DICOM photometric interpretation.
         color_fraction: Share of pixels, in [0, 1], that are strongly coloured (chroma above
             `STRONG_CHROMA`); 0.0 for grayscale images.
-        frames: Number of frames (animated images, multi-frame DICOM); the first (Pillow) or
-            middle (DICOM) frame is the one decoded.
+        frames: Number of frames (animated images, multi-frame DICOM); only one frame is
+            decoded: the first (Pillow) or the middle one (DICOM), named by `decoded_frame`.
+        decoded_frame: Index (from 0) of the frame that was decoded.
         modality: DICOM Modality ("CR", "DX", "CT", ...), None for other formats.
         body_part: DICOM BodyPartExamined, None when absent.
         view_position: DICOM ViewPosition ("PA", "AP", "LL", ...), None when absent.
@@ -67,9 +75,17 @@ class ImageInfo:
     mode: str
     color_fraction: float = 0.0
     frames: int = 1
+    decoded_frame: int = 0
     modality: str | None = None
     body_part: str | None = None
     view_position: str | None = None
+
+    @property
+    def frame_note(self) -> str | None:
+        """ "frame 3 of 5 decoded" for a multi-frame file, None for a single image."""
+        if self.frames <= 1:
+            return None
+        return f"frame {self.decoded_frame + 1} of {self.frames} decoded"
 
     @property
     def aspect_ratio(self) -> float:

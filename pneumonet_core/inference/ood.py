@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,17 +90,19 @@ class OodStatistics:
         squared = ((centred @ self.precision) * centred).sum(axis=1)  # BLAS, not einsum
         return np.sqrt(np.maximum(squared, 0.0))
 
-    def reasons(self, features: np.ndarray) -> list[str | None]:
+    def reasons(self, features: np.ndarray, chest_like: Sequence[bool]) -> list[str | None]:
         """Per input: a reason when it lies too far (`ood_checks.feature_reason`), else None.
 
         Args:
             features: (n, d) penultimate features.
-
-        Returns:
-            n reasons; an input is too far when its distance is above `threshold`, and not a
-            chest X-ray at all when it is `NOT_AN_XRAY_DISTANCE_RATIO` times that or more.
+            chest_like: n flags from `chest_likeness.looks_like_chest`, the second witness
+                `feature_reason` needs before it calls an input "not a chest X-ray".
         """
-        return [feature_reason(d, self.threshold) for d in self.distances(features)]
+        distances = self.distances(features)
+        if len(chest_like) != len(distances):
+            raise ValueError(f"expected {len(distances)} chest_like flags, got {len(chest_like)}")
+        pairs = zip(distances, chest_like, strict=True)
+        return [feature_reason(d, self.threshold, chest_like=bool(c)) for d, c in pairs]
 
     def to_bytes(self) -> bytes:
         """Serialise as an .npz archive (no pickles).

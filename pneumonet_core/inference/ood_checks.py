@@ -42,7 +42,8 @@ MIN_SIDE = 32
 RADIOGRAPH_MODALITIES = ("CR", "DX", "DR", "RG", "OT", "SC")
 CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "PORTABLE")
 LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "LLO", "RLO")
-# Feature distances this many times the threshold or more are called "not a chest X-ray": no
+# Feature distances this many times the threshold or more are called "not a chest X-ray" (when
+# the picture also lacks a chest layout, `feature_reason`): no
 # X-ray measured came near (largest ratio 1.51 in 2,000 training images, 1.31 on test/; none of
 # the 16 val/ and 6 full-resolution samples flagged), while most non-chest images lie beyond
 # (median 2.06). Between 1 and this, an image is "outside validated use".
@@ -67,24 +68,32 @@ def ood_reason(kind: str, detail: str) -> str:
     return f"{kind}: {detail}; {UNRELIABLE_NOTE}"
 
 
-def feature_reason(distance: float, threshold: float) -> str | None:
+def feature_reason(distance: float, threshold: float, *, chest_like: bool) -> str | None:
     """The reason for a feature distance from the training X-rays, or None within `threshold`.
 
     Args:
         distance: Mahalanobis distance of an image's penultimate features, >= 0.
         threshold: The distance above which an image is flagged, > 0.
+        chest_like: The second witness (`chest_likeness.looks_like_chest`): whether the picture
+            has a chest radiograph's layout. The features alone never call an image "not a
+            chest X-ray": a sick adult's film can lie as far from them as a photograph.
 
     Returns:
         None at or below `threshold`; "not a chest X-ray" at `NOT_AN_XRAY_DISTANCE_RATIO` times
-        it or more; else "outside validated use".
+        it or more when the picture has no chest layout; else "outside validated use", worded
+        without calling the image an X-ray.
     """
     if distance <= threshold:
         return None
-    if distance >= NOT_AN_XRAY_DISTANCE_RATIO * threshold:
-        detail = f"image features unlike any chest X-ray (feature distance {distance:.1f})"
+    if distance >= NOT_AN_XRAY_DISTANCE_RATIO * threshold and not chest_like:
+        detail = (
+            f"image features unlike any chest X-ray (feature distance {distance:.1f}) and no "
+            "chest layout (lung fields beside a bright mediastinum)"
+        )
         return ood_reason(NOT_A_CHEST_XRAY, detail)
     detail = (
-        f"unlike the paediatric training X-rays (feature distance {distance:.1f} > {threshold:.1f})"
+        "image unlike the paediatric chest X-rays the model was validated on "
+        f"(feature distance {distance:.1f} > {threshold:.1f})"
     )
     return ood_reason(OUTSIDE_VALIDATED_USE, detail)
 

@@ -26,6 +26,7 @@ from pneumonet_core.imaging import (
 )
 from pneumonet_core.imaging.preprocessing import preprocess_image, resize_array, resize_image
 from pneumonet_core.inference import ood
+from pneumonet_core.inference.chest_likeness import looks_like_chest
 from pneumonet_core.models.modelio import ModelLoadError, load_model
 from pneumonet_core.utils import config
 
@@ -44,6 +45,8 @@ class Prediction:
     """One image's result; `error` is set (and the rest None) when it could not be read.
 
     Attributes:
+        label: The class at `threshold`; None when the image could not be read and when it is
+            not a chest X-ray (`is_not_a_chest_xray`): such an image gets no label anywhere.
         ood: True when the input is not a chest X-ray or is outside the model's validated
             use: the probability is still reported but must not be relied on.
         ood_reason: Why, None when `ood` is False. It starts with its kind,
@@ -59,7 +62,15 @@ class Prediction:
     ood: bool = False
     ood_reason: str | None = None
 
+    @property
+    def is_not_a_chest_xray(self) -> bool:
+        """Whether the guard found the input not to be a chest X-ray (no label, no result)."""
+        return self.ood_reason is not None and (
+            ood.reason_kind(self.ood_reason) == ood.NOT_A_CHEST_XRAY
+        )
+
     def to_dict(self) -> dict:
+        """The result as plain values (`label` None, JSON null, for a non-X-ray)."""
         return asdict(self)
 
 
@@ -240,7 +251,9 @@ class Predictor:
         for start in range(0, len(images), batch_size):
             output, features = self._forward_with_features(images[start : start + batch_size])
             probabilities.append(np.asarray(output).reshape(-1))
-            reasons += self.ood_statistics.reasons(np.asarray(features))
+            batch = images[start : start + batch_size]
+            chest_like = [looks_like_chest(image) for image in batch]
+            reasons += self.ood_statistics.reasons(np.asarray(features), chest_like)
         joined = np.concatenate(probabilities) if probabilities else np.zeros(0, np.float32)
         return joined, reasons
 
@@ -337,10 +350,11 @@ class Predictor:
                 continue
             probability, feature_reason = next(results)
             reason = item[1] or feature_reason
+            no_label = reason is not None and ood.reason_kind(reason) == ood.NOT_A_CHEST_XRAY
             yield Prediction(
                 name,
                 float(probability),
-                self.label_for(float(probability)),
+                None if no_label else self.label_for(float(probability)),
                 self.threshold,
                 ood=reason is not None,
                 ood_reason=reason,

@@ -173,7 +173,8 @@ def test_cli_text_output_shows_the_not_a_chest_xray_warning(untrained_model_path
     ct_path = pydicom.data.get_testdata_file("CT_small.dcm")
     assert cli.main(["predict", "--quiet", "--model", str(untrained_model_path), ct_path]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert f"\t{NOT_A_CHEST_XRAY}: DICOM modality CT is not a radiograph" in line
+    assert f"\tno result: {NOT_A_CHEST_XRAY}: DICOM modality CT is not a radiograph" in line
+    assert "NORMAL" not in line and "PNEUMONIA" not in line
 
 
 def run_cli(*arguments: str) -> subprocess.CompletedProcess:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import subprocess
 import sys
 import textwrap
@@ -84,6 +86,26 @@ def test_predictions_table_puts_the_most_likely_pneumonia_first():
     assert list(table["warning"]) == ["", NOT_AN_XRAY, UNLIKE_TRAINING, "", ""]
     csv = dashboard_text.table_to_csv(table).decode()
     assert csv.splitlines()[0] == "file,probability,label,threshold,warning,error"
+
+
+def test_a_non_x_ray_has_no_label_in_the_table_nor_its_csv_and_the_csv_says_the_use_once():
+    photo = dataclasses.replace(
+        _prediction("photo.png", 0.9, ood_reason=NOT_AN_XRAY), label=None, threshold=0.4236
+    )
+    adult = _prediction("adult.png", 0.3, ood_reason=UNLIKE_TRAINING)
+    table = inference.predictions_table([photo, adult])
+    assert table.set_index("file").loc["photo.png", "label"] == ""
+    assert table.set_index("file").loc["adult.png", "label"] == "NORMAL"
+    assert table.set_index("file").loc["photo.png", "threshold"] == 0.42
+    csv = dashboard_text.table_to_csv(table, dashboard_text.intended_use()).decode()
+    assert csv.count("Not a diagnosis") == 1 and csv.startswith("# ")
+    read_back = pd.read_csv(io.StringIO(csv), comment="#", keep_default_na=False)
+    assert read_back.set_index("file").loc["photo.png", "label"] == ""
+    photo_line = next(line for line in csv.splitlines() if line.startswith("photo.png,"))
+    assert "PNEUMONIA" not in photo_line and "NORMAL" not in photo_line
+    shown = inference.shown_table(table).set_index("file")
+    assert shown.loc["photo.png", "warning"] == "not a chest X-ray"
+    assert shown.loc["adult.png", "warning"] == "outside validated use"
 
 
 @pytest.mark.parametrize(

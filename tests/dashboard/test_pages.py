@@ -208,7 +208,7 @@ def colour_photo_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def test_a_photo_is_flagged_as_not_an_xray_and_its_label_marked_unreliable(dashboard_env):
+def test_a_photo_gets_no_result_and_no_label_anywhere_on_the_page(dashboard_env):
     app = open_page("predict")
     files = [
         ("photo.jpg", colour_photo_bytes(), "image/jpeg"),
@@ -217,11 +217,58 @@ def test_a_photo_is_flagged_as_not_an_xray_and_its_label_marked_unreliable(dashb
     app.file_uploader[0].set_value(files).run()
     assert not app.exception, app.exception
     warnings = [element.value for element in app.warning if "not a chest X-ray" in element.value]
-    assert len(warnings) == 1 and "colour image" in warnings[0]
-    assert "(unreliable)" in texts(app)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("No result: not a chest X-ray: colour image")
+    # Only the other image has a probability shown; the photo's is behind a closed expander.
+    assert len([m for m in app.metric if m.label == "Probability of pneumonia"]) == 1
+    expander = next(e for e in app.expander if e.label == "Model output (not a result)")
+    assert not expander.proto.expanded
     table = app.dataframe[0].value.set_index("file")
-    assert "not a chest X-ray" in table.loc["photo.jpg", "warning"]
+    assert table.loc["photo.jpg", "label"] == ""
+    assert table.loc["photo.jpg", "warning"] == "not a chest X-ray"
+    assert table.loc["xray.png", "label"] in ("NORMAL", "PNEUMONIA")
     assert table.loc["xray.png", "warning"] == ""
+    # The full reason, uncut, under the table.
+    assert any(
+        "photo.jpg" in caption.value and "colour image" in caption.value for caption in app.caption
+    )
+    from pneumonet_core.governance import audit
+
+    photo_sha256 = audit.sha256_of_bytes(colour_photo_bytes())
+    entries = audit.read_entries(action="predict")
+    photo_entries = [entry for entry in entries if entry["image_sha256"] == photo_sha256]
+    assert len(photo_entries) == 1 and photo_entries[0]["label"] is None
+    assert all(entry["label"] for entry in entries if entry["image_sha256"] != photo_sha256)
+
+
+def test_the_disclaimer_is_said_once_and_uploads_are_captioned_image(dashboard_env):
+    app = open_page("predict")
+    files = [
+        ("a.png", png_bytes(seed=1), "image/png"),
+        ("b.png", png_bytes(seed=2), "image/png"),
+        ("photo.jpg", colour_photo_bytes(), "image/jpeg"),
+    ]
+    app.file_uploader[0].set_value(files).run()
+    assert not app.exception, app.exception
+    assert texts(app).count("Not a diagnosis") == 1
+    captions = [image.caption for element in app.get("image") for image in element.proto.imgs]
+    assert "X-ray" not in captions
+    assert captions.count("image") == 3
+
+
+def test_the_threshold_has_one_rounding_and_the_distance_uses_it(
+    dashboard_env, monkeypatch, tmp_path
+):
+    model = build_tiny_model(tmp_path / "odd_threshold.keras", threshold=0.4236)
+    monkeypatch.setenv("PNEUMONET_MODEL", str(model))
+    app = open_page("predict")
+    assert "threshold **42%**" in texts(app)
+    app.file_uploader[0].set_value(("a.png", png_bytes(seed=1), "image/png")).run()
+    assert not app.exception, app.exception
+    metric = next(m for m in app.metric if m.label == "Probability of pneumonia")
+    shown = float(metric.value.rstrip("%"))
+    assert metric.delta == f"{shown - 42:+.1f} points vs threshold 42%"
+    assert app.dataframe[0].value["threshold"].tolist() == [0.42]
 
 
 @pytest.fixture(scope="module")
@@ -268,12 +315,16 @@ def test_predict_page_and_batch_table_tell_the_two_warnings_apart(
     assert not app.exception, app.exception
     warnings = sorted(element.value for element in app.warning)
     assert len(warnings) == 2
-    assert warnings[0].startswith("not a chest X-ray: colour image")
-    assert warnings[1].startswith("outside validated use: unlike the paediatric training X-rays")
-    assert all("probability below is shown for reference only" in text for text in warnings)
+    assert warnings[0].startswith("No result: not a chest X-ray: colour image")
+    assert warnings[1].startswith(
+        "outside validated use: image unlike the paediatric chest X-rays the model was validated"
+    )
+    assert "probability below is shown for reference only" in warnings[1]
     table = app.dataframe[0].value.set_index("file")
-    assert table.loc["photo.jpg", "warning"].startswith("not a chest X-ray: ")
-    assert table.loc["unlike.png", "warning"].startswith("outside validated use: ")
+    assert table.loc["photo.jpg", "warning"] == "not a chest X-ray"
+    assert table.loc["photo.jpg", "label"] == ""
+    assert table.loc["unlike.png", "warning"] == "outside validated use"
+    assert table.loc["unlike.png", "label"] in ("NORMAL", "PNEUMONIA")  # hedged, kept
     assert table.loc["typical.png", "warning"] == ""
 
 

@@ -137,29 +137,48 @@ def test_far_features_are_flagged_and_typical_ones_are_not(gaussian_statistics):
     direction = np.ones((1, 8))
     unit = gaussian_statistics.distances(gaussian_statistics.mean + direction)[0]
     beyond, far = (gaussian_statistics.mean + direction * threshold * k / unit for k in (1.3, 3.0))
-    near_reason, beyond_reason, far_reason = gaussian_statistics.reasons(
-        np.vstack([typical, beyond, far])
+    points = np.vstack([typical, beyond, far, far])
+    near_reason, beyond_reason, far_reason, far_chest_reason = gaussian_statistics.reasons(
+        points, [False, False, False, True]
     )
     assert near_reason is None
     assert re.fullmatch(
-        rf"outside validated use: unlike the paediatric training X-rays \(feature distance "
-        rf"{1.3 * threshold:.1f} > {threshold:.1f}\); prediction not reliable",
+        rf"outside validated use: image unlike the paediatric chest X-rays the model was "
+        rf"validated on \(feature distance {1.3 * threshold:.1f} > {threshold:.1f}\); "
+        rf"prediction not reliable",
         beyond_reason,
     ), beyond_reason
     assert re.fullmatch(
         rf"not a chest X-ray: image features unlike any chest X-ray \(feature distance "
-        rf"{3.0 * threshold:.1f}\); prediction not reliable",
+        rf"{3.0 * threshold:.1f}\) and no chest layout \(lung fields beside a bright "
+        rf"mediastinum\); prediction not reliable",
         far_reason,
     ), far_reason
+    # The features alone never call an image with a chest layout "not a chest X-ray".
+    assert reason_kind(far_chest_reason) == OUTSIDE_VALIDATED_USE
+
+
+def test_reasons_want_one_chest_layout_flag_per_input(gaussian_statistics):
+    with pytest.raises(ValueError, match="expected 2 chest_like flags, got 1"):
+        gaussian_statistics.reasons(np.zeros((2, 8)), [True])
 
 
 def test_the_far_tier_starts_at_its_ratio_of_the_threshold():
     threshold = 20.0
-    assert feature_reason(threshold, threshold) is None
-    assert reason_kind(feature_reason(threshold * 1.01, threshold)) == OUTSIDE_VALIDATED_USE
+    assert feature_reason(threshold, threshold, chest_like=False) is None
+    beyond = feature_reason(threshold * 1.01, threshold, chest_like=False)
+    assert reason_kind(beyond) == OUTSIDE_VALIDATED_USE
     limit = threshold * NOT_AN_XRAY_DISTANCE_RATIO
-    assert reason_kind(feature_reason(limit * 0.99, threshold)) == OUTSIDE_VALIDATED_USE
-    assert reason_kind(feature_reason(limit, threshold)) == NOT_A_CHEST_XRAY
+    near_limit = feature_reason(limit * 0.99, threshold, chest_like=False)
+    assert reason_kind(near_limit) == OUTSIDE_VALIDATED_USE
+    assert reason_kind(feature_reason(limit, threshold, chest_like=False)) == NOT_A_CHEST_XRAY
+    assert reason_kind(feature_reason(limit, threshold, chest_like=True)) == OUTSIDE_VALIDATED_USE
+
+
+def test_the_outside_validated_use_wording_never_calls_the_image_an_x_ray():
+    reason = feature_reason(25.0, 20.0, chest_like=False)
+    assert "training X-rays" not in reason
+    assert reason.startswith("outside validated use: image unlike")
 
 
 @pytest.mark.parametrize("count", [1, 7, 50, 51, 100, 149])
@@ -268,12 +287,43 @@ def test_cli_predict_names_each_kind_of_flag(guarded_model, tmp_path, capsys, mo
     arguments = ["predict", "--quiet", "--model", str(guarded_model), str(checkerboard)]
     assert cli.main([*arguments, str(colour)]) == 0
     far, coloured = capsys.readouterr().out.splitlines()[-2:]
-    assert "checkerboard.png\toutside validated use: unlike the paediatric training" in far
-    assert "red.png\tnot a chest X-ray: colour image (100% of pixels" in coloured
+    assert "checkerboard.png\toutside validated use: image unlike the paediatric" in far
+    assert "red.png\tno result: not a chest X-ray: colour image (100% of pixels" in coloured
+    assert "PNEUMONIA" not in coloured and "NORMAL" not in coloured
     assert cli.main([*arguments, "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["ood"] is True
     assert reason_kind(record["ood_reason"]) == OUTSIDE_VALIDATED_USE
+    assert record["label"] in ("NORMAL", "PNEUMONIA")  # outside validated use keeps its label
+
+
+def test_a_non_x_ray_gets_no_label_in_json_nor_in_the_audit_trail(
+    guarded_model, tmp_path, capsys, monkeypatch
+):
+    from pneumonet_core.governance import audit
+
+    monkeypatch.setenv("PNEUMONET_HOME", str(tmp_path / "state"))
+    red = np.zeros((64, 64, 3), dtype=np.uint8)
+    red[..., 0] = 200
+    colour = tmp_path / "red.png"
+    colour.write_bytes(encode(Image.fromarray(red), "PNG"))
+    assert (
+        cli.main(["predict", "--quiet", "--json", "--model", str(guarded_model), str(colour)]) == 0
+    )
+    record = json.loads(capsys.readouterr().out)
+    assert reason_kind(record["ood_reason"]) == NOT_A_CHEST_XRAY
+    assert record["label"] is None and record["probability"] is not None
+    entries = [entry for entry in audit.read_entries() if entry["action"] == "predict"]
+    assert entries and entries[-1]["label"] is None
+
+
+def test_a_non_x_ray_prediction_has_no_label_but_an_outside_use_one_does(guarded_model):
+    predictor = Predictor(guarded_model)
+    red = np.zeros((64, 64, 3), dtype=np.uint8)
+    red[..., 0] = 200
+    (colour,) = predictor.predict([encode(Image.fromarray(red), "PNG")])
+    assert colour.is_not_a_chest_xray and colour.label is None
+    assert colour.to_dict()["label"] is None
 
 
 def test_without_statistics_only_the_simple_checks_apply(untrained_model_path):
