@@ -14,9 +14,9 @@ Every set is reported with its flag rate in all and, separately, the rate of eac
 "not a chest X-ray" (the simple checks: colour, tiny, near-constant or extreme-aspect images,
 DICOM files of another modality or body part; or features 1.6 times the distance threshold or
 more when the picture also has no chest layout, `inference.chest_likeness`) and "outside
-validated use" (a DICOM lateral view, or features far from the training X-rays). Either reason marks the probability as
-unreliable. Targets: >= 90% of non-chest images flagged (either reason), <= 2% of X-rays
-flagged.
+validated use" (a DICOM lateral view, or features far from the training X-rays). Either reason
+marks the probability as unreliable. Targets: >= 90% of non-chest images flagged (either
+reason), <= 2% of X-rays flagged.
 """
 
 from __future__ import annotations

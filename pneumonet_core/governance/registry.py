@@ -279,15 +279,10 @@ def registry_state() -> tuple:
         return (*state, int(time.monotonic() // SERVER_REFRESH_SECONDS))
     database = Path(uri.removeprefix("sqlite:///"))
     files = (database, database.with_name(database.name + "-wal"))
-    return (*state, *(_file_state(path) for path in files))
-
-
-def _file_state(path: Path) -> tuple[int, int] | None:
-    try:
-        status = path.stat()
-    except FileNotFoundError:
-        return None
-    return status.st_size, status.st_mtime_ns
+    return (
+        *state,
+        *((f.stat().st_size, f.stat().st_mtime_ns) if f.exists() else None for f in files),
+    )
 
 
 def active_model_path() -> Path:
