@@ -49,6 +49,7 @@ class PageEntry:
 PAGES = (
     PageEntry("home", "views/home.py", "Home", ":material/home:", "PneumoNet", default=True),
     PageEntry("predict", "views/predict.py", "Predict", ":material/radiology:", "Screening"),
+    PageEntry("worklist", "views/worklist.py", "Worklist", ":material/lan:", "Screening"),
     PageEntry("evaluate", "views/evaluate.py", "Evaluate", ":material/analytics:", "Screening"),
     PageEntry(
         "train",

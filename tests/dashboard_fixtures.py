@@ -136,3 +136,35 @@ def write_labelled_folder(root: Path, *, per_class: int = 6) -> Path:
                 png_bytes(size=72, seed=seed)
             )
     return root
+
+
+# Sign-in on, with a clinician domain and one ML user (roles from the secrets, as in production).
+CLINICIAN = "dr.who@hospital.example"
+ML = "ml-team@hospital.example"
+AUTH = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "a-long-random-cookie-secret-for-tests",
+    "client_id": "pneumonet",
+    "client_secret": "client-secret-value",
+    "server_metadata_url": "http://localhost:9400/.well-known/openid-configuration",
+}
+SIGN_IN_ON = {
+    "auth": AUTH,
+    "pneumonet": {"roles": {"clinician": ["*@hospital.example"], "ml": [ML]}},
+}
+
+
+def open_as(email: str, url_path: str):
+    """The app signed in as `email`, at the page whose URL path is `url_path`."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(HOME_SCRIPT), default_timeout=180)
+    app.secrets.update(SIGN_IN_ON)
+    app.user = {"is_logged_in": True, "email": email, "email_verified": True}
+    app.run()
+    registered = app._registered_pages.items()  # noqa: SLF001  (AppTest opens files only)
+    (page_hash,) = [key for key, info in registered if info.get("url_pathname") == url_path]
+    app._page_hash = page_hash  # noqa: SLF001  (what a browser at /<url_path> asks for)
+    app.run()
+    assert not app.exception, app.exception
+    return app

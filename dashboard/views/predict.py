@@ -6,7 +6,7 @@ name or pixels).
 
 import streamlit as st
 
-from dashboard import audit_log, inference, layout, model_registry, models, text
+from dashboard import audit_log, inference, layout, model_registry, models, result_view, text
 
 st.title("Predict")
 st.caption(
@@ -66,96 +66,6 @@ st.button(
 )
 
 
-@st.fragment
-def heatmap_overlay(prediction: inference.ImagePrediction, key: str) -> None:
-    """Show the Grad-CAM overlay with its own opacity slider (reruns only this fragment).
-
-    Args:
-        prediction: A successful prediction.
-        key: A unique key for the slider.
-    """
-    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"opacity_{key}")
-    st.image(inference.overlay(prediction, opacity), caption="Grad-CAM", width="stretch")
-
-
-def dicom_header_expander(content: bytes, key: str) -> None:
-    """Patient header fields, read only once the user opens the collapsed expander.
-
-    Args:
-        content: The DICOM file's bytes.
-        key: A unique key for the expander.
-    """
-    expander = st.expander(
-        "DICOM header (patient details)",
-        expanded=False,
-        key=f"dicom_{key}",
-        on_change="rerun",
-        icon=":material/badge:",
-    )
-    with expander:
-        if expander.open:
-            with layout.guard("read the DICOM header"):
-                header = inference.dicom_header(content)
-                st.table({"field": list(header), "value": list(header.values())})
-
-
-def render_prediction(
-    prediction: inference.ImagePrediction, content: bytes, key: str, audit_notice: str | None
-) -> None:
-    """Show one image's result: image, probability against the threshold, label, Grad-CAM
-    (for an image that is not a chest X-ray: no result, the probability behind an expander).
-
-    Args:
-        prediction: The result from `inference.predict_upload`.
-        content: The uploaded bytes (for the DICOM header on request).
-        key: A unique key for this file's widgets.
-        audit_notice: A one-line notice when recording it in the audit trail failed.
-    """
-    with st.container(border=True):
-        st.subheader(prediction.file_name)
-        if audit_notice:
-            st.caption(f":material/warning: {audit_notice}")
-        if prediction.frame_note:
-            st.caption(f":material/burst_mode: Multi-frame file: {prediction.frame_note}.")
-        if prediction.error:
-            st.error(f"Could not read this file. {prediction.error}", icon=":material/error:")
-            return
-        if prediction.is_not_a_chest_xray:
-            not_a_chest_xray(prediction, key)
-        else:
-            if prediction.ood:
-                st.warning(
-                    f"{prediction.ood_reason}. The probability below is shown for reference only.",
-                    icon=":material/warning:",
-                )
-            columns = st.columns([1, 1, 1])
-            columns[0].image(prediction.image, caption="image", width="stretch", clamp=True)
-            with columns[1]:
-                heatmap_overlay(prediction, key)
-            with columns[2]:
-                layout.probability_block(prediction, key)
-        if prediction.is_dicom:
-            dicom_header_expander(content, key)
-
-
-def not_a_chest_xray(prediction: inference.ImagePrediction, key: str) -> None:
-    """An image that is not a chest X-ray: no result and no label; the probability only on
-    request, behind a collapsed expander.
-
-    Args:
-        prediction: A prediction whose image is not a chest X-ray.
-        key: A unique key for this file's widgets.
-    """
-    st.warning(f"No result: {prediction.ood_reason}.", icon=":material/block:")
-    left, _ = st.columns([1, 2])
-    left.image(prediction.image, caption="image", width="stretch", clamp=True)
-    with st.expander("Model output (not a result)", expanded=False, key=f"output_{key}"):
-        st.caption(
-            f"The model's probability of pneumonia was {prediction.probability:.1%}, but for "
-            "an image that is not a chest X-ray it means nothing."
-        )
-
-
 def batch_results(predictions: list[inference.ImagePrediction]) -> None:
     """The sortable batch table (most likely pneumonia first) and its CSV download.
 
@@ -212,7 +122,9 @@ for index, upload in enumerate(uploads):
         prediction, model_version=resolved.label, model_sha256=model_sha256
     )
     notice = audit_log.failure_notice(recorded) if recorded and not recorded.ok else None
-    render_prediction(prediction, content, key=f"{index}_{upload.file_id}", audit_notice=notice)
+    result_view.render_prediction(
+        prediction, content, key=f"{index}_{upload.file_id}", audit_notice=notice
+    )
     if progress is not None:
         progress.progress(
             (index + 1) / len(uploads), text=f"Analysed {index + 1} of {len(uploads)}"

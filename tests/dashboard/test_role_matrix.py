@@ -13,24 +13,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from dashboard_fixtures import HOME_SCRIPT, build_tiny_model, page_texts, write_labelled_folder
+from dashboard_fixtures import (
+    CLINICIAN,
+    ML,
+    build_tiny_model,
+    open_as,
+    page_texts,
+    write_labelled_folder,
+)
 from streamlit.testing.v1 import AppTest
 
-from dashboard import audit_log, auth, evaluation_folders, model_registry, training
+from dashboard import audit_log, auth, evaluation_folders, model_registry, training, worklist
 
-CLINICIAN = "dr.who@hospital.example"
-ML = "ml-team@hospital.example"
-AUTH = {
-    "redirect_uri": "http://localhost:8501/oauth2callback",
-    "cookie_secret": "a-long-random-cookie-secret-for-tests",
-    "client_id": "pneumonet",
-    "client_secret": "client-secret-value",
-    "server_metadata_url": "http://localhost:9400/.well-known/openid-configuration",
-}
-SIGN_IN_ON = {
-    "auth": AUTH,
-    "pneumonet": {"roles": {"clinician": ["*@hospital.example"], "ml": [ML]}},
-}
 ML_ONLY_BUTTONS = (
     "Start training",
     "Stop",
@@ -82,6 +76,8 @@ def recorder(monkeypatch):
     monkeypatch.setattr(registry, "compute_evidence", recording("evidence"))
     monkeypatch.setattr(model_registry.cache, "load_predictor", recording("load"))
     monkeypatch.setattr(audit_log.audit, "read_entries", recording("read audit", []))
+    monkeypatch.setattr(worklist.PacsWorker, "run_pass", recording("score now"))
+    monkeypatch.setattr(worklist, "settings", lambda: None)
     return calls
 
 
@@ -101,6 +97,7 @@ ACTIONS = {
     "rollback": (lambda tmp_path: model_registry.rollback(1), "rollback"),
     "save operating point": (_operating_point, "operating point"),
     "open Audit": (lambda tmp_path: audit_log.entries_table(), "read audit"),
+    "Score now on the Worklist": (lambda tmp_path: worklist.score_now("1.2.3"), "score now"),
 }
 
 
@@ -145,19 +142,6 @@ def app_env(monkeypatch, tmp_path_factory) -> Path:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     write_labelled_folder(folder / "data" / "test")
     return folder
-
-
-def open_as(email: str, url_path: str) -> AppTest:
-    app = AppTest.from_file(str(HOME_SCRIPT), default_timeout=180)
-    app.secrets.update(SIGN_IN_ON)
-    app.user = {"is_logged_in": True, "email": email, "email_verified": True}
-    app.run()
-    registered = app._registered_pages.items()  # noqa: SLF001  (AppTest opens files only)
-    (page_hash,) = [key for key, info in registered if info.get("url_pathname") == url_path]
-    app._page_hash = page_hash  # noqa: SLF001  (what a browser at /<url_path> asks for)
-    app.run()
-    assert not app.exception, app.exception
-    return app
 
 
 def offered(app: AppTest) -> list[str]:

@@ -6,15 +6,12 @@ import io
 
 import pydicom
 from dashboard_fixtures import require_data
+from pneumonet_testing import dicom_studies
 
 
 def chest_images(count_per_class: int = 2):
-    data = require_data()
-    return [
-        path
-        for label in ("PNEUMONIA", "NORMAL")
-        for path in sorted((data / "test" / label).iterdir())[:count_per_class]
-    ]
+    """The first `test/` images of each class, PNEUMONIA first (the shared data is needed)."""
+    return dicom_studies.chest_images(require_data(), count_per_class)
 
 
 def dataset(data: bytes):

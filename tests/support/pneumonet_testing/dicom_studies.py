@@ -77,3 +77,12 @@ def chest_dicom(
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def chest_images(data_root: Path, count_per_class: int = 2) -> list[Path]:
+    """The first images of each class of `test/` (PNEUMONIA first)."""
+    return [
+        path
+        for label in ("PNEUMONIA", "NORMAL")
+        for path in sorted((data_root / "test" / label).iterdir())[:count_per_class]
+    ]
