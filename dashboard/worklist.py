@@ -47,7 +47,7 @@ def rows_table(rows) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "study": [row.reference for row in rows],
-            "study date": [_date(row.study_date) for row in rows],
+            "study date": [display_date(row.study_date) for row in rows],
             "modality": [row.modality or "" for row in rows],
             "AI status": [row.status for row in rows],
             "result": [TRIAGE_LABELS.get(row.triage, row.triage) for row in rows],
@@ -93,7 +93,8 @@ def patient_fields(study_uid: str) -> dict[str, str]:
     return {}
 
 
-def _date(text: str | None) -> str:
+def display_date(text: str | None) -> str:
+    """A DICOM date (YYYYMMDD) as YYYY-MM-DD."""
     if not text or len(text) != 8:
         return text or ""
     return f"{text[:4]}-{text[4:6]}-{text[6:]}"

@@ -56,7 +56,11 @@ st.dataframe(
     },
 )
 
-labels = [f"{row.reference} · {row.study_date or '?'} · {row.status}" for row in rows]
+labels = [
+    f"{row.reference} · {worklist.TRIAGE_LABELS.get(row.triage, row.triage)} · "
+    f"{worklist.display_date(row.study_date) or '?'}"
+    for row in rows
+]
 chosen = st.selectbox("Open a study", ["-", *labels], key="worklist_open")
 if chosen == "-":
     st.stop()
