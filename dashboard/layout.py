@@ -324,3 +324,10 @@ def promotion_gate(verdict, table: pd.DataFrame, key: str) -> tuple[bool, str | 
             return False, None
     label = "Promote to active model" if verdict.passed else "Promote anyway, with this reason"
     return st.button(label, icon=":material/verified:", key=key), reason
+
+
+def probability_column():
+    """The probability of pneumonia as a bar with its whole percent (batch table, worklist)."""
+    return st.column_config.ProgressColumn(
+        "P(pneumonia)", min_value=0.0, max_value=1.0, format="percent"
+    )

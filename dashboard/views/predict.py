@@ -82,9 +82,7 @@ def batch_results(predictions: list[inference.ImagePrediction]) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            "probability": st.column_config.ProgressColumn(
-                "P(pneumonia)", min_value=0.0, max_value=1.0, format="percent"
-            ),
+            "probability": layout.probability_column(),
             "threshold": st.column_config.NumberColumn("threshold", format="percent"),
             "warning": st.column_config.TextColumn(
                 "warning",

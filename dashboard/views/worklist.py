@@ -49,9 +49,7 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        "probability": st.column_config.ProgressColumn(
-            "P(pneumonia)", min_value=0.0, max_value=1.0, format="%.2f"
-        ),
+        "probability": layout.probability_column(),
         "OOD / reason": st.column_config.TextColumn("OOD / reason", width="large"),
     },
 )
