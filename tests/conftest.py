@@ -11,7 +11,6 @@ the environment isolation below leaves them alone.
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from image_files import encode, patient_file_names
 from missing_data import missing_data  # noqa: E402
-from PIL import Image  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA_ROOT = Path(
@@ -64,27 +63,6 @@ def synthetic_xray(label_index: int, seed: int, size: int = 48) -> np.ndarray:
         left = int(rng.integers(4, size // 2))
         pixels[top : top + size // 3, left : left + size // 3] += 120
     return np.clip(pixels, 0, 255).astype(np.uint8)
-
-
-def encode(pixels: np.ndarray, fmt: str = "PNG", mode: str | None = None, **options) -> bytes:
-    """Encode an array with Pillow and return the file's bytes."""
-    image = Image.fromarray(pixels, mode=mode) if mode else Image.fromarray(pixels)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-def patient_file_names(label: str, count: int) -> list[str]:
-    """Kermany-style names, two images per patient (so the patient split has groups to keep)."""
-    names = []
-    for index in range(count):
-        patient, image = divmod(index, 2)
-        if label == "NORMAL":
-            names.append(f"IM-{1000 + patient:04d}-{image + 1:04d}.jpeg")
-        else:
-            kind = "bacteria" if patient % 2 else "virus"
-            names.append(f"person{100 + patient}_{kind}_{index}.jpeg")
-    return names
 
 
 def write_dataset(

@@ -138,7 +138,7 @@ def test_the_curves_validation_auc_is_exact_where_keras_would_estimate_it_badly(
 ):
     """Noise images: the model's scores crowd together, where Keras's 200-threshold AUC is far
     from the exact one; the curve must still show the summary's exact ROC-AUC."""
-    from conftest import encode, patient_file_names
+    from image_files import encode, patient_file_names
 
     rng = np.random.default_rng(5)
     for label in ("NORMAL", "PNEUMONIA"):
