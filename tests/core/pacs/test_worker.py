@@ -182,3 +182,29 @@ def test_the_audit_trail_holds_pacs_entries_without_uids_or_patient_names(settin
     details = entries[0]["details"]
     details = json.loads(details) if isinstance(details, str) else details
     assert set(details) == {"study_uid_sha256", "instance_uid_sha256"}
+
+
+def test_a_non_xray_gets_an_sr_that_says_so_and_a_lateral_view_is_skipped(
+    settings, pacs_client, tmp_path
+):
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(load_sample_image("china.jpg")).save(photo)
+    not_an_xray = dataset(chest_dicom(photo, modality="DX"))
+    lateral = dataset(chest_dicom(chest_images_first(), modality="DX", view_position="LL"))
+    pacs_client.store_instances([not_an_xray, lateral])
+    summary = PacsWorker(settings).run_pass()
+    assert (summary.written, summary.skipped) == (1, 1)
+    finding = results.read_finding(_retrieve_result(pacs_client, not_an_xray, "sr"))
+    assert finding["ood"] == "yes" and finding["ood_reason"] != "none"
+    if finding["ood_reason"].startswith("not a chest X-ray"):
+        assert finding["label"] == "no result"
+    pixels = _retrieve_result(pacs_client, not_an_xray, "sc").pixel_array
+    picture = pixels[: pixels.shape[0] // 2]  # above the text band: grey, no heatmap colours
+    assert (picture[..., 0] == picture[..., 1]).all() and (picture[..., 1] == picture[..., 2]).all()
+    model_sha256 = audit.sha256_of_file(registry.active_model_path())
+    skipped = state.find(lateral.SOPInstanceUID, model_sha256)
+    assert skipped.status == "skipped" and skipped.reason == "lateral view (LL)"
+    assert lateral.SOPInstanceUID not in written_objects(pacs_client)
