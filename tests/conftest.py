@@ -21,13 +21,10 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from dashboard_fixtures import require_data  # noqa: E402
 from image_files import encode, patient_file_names
-from missing_data import missing_data  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-REAL_DATA_ROOT = Path(
-    os.environ.get("PNEUMONET_DATA", PROJECT_ROOT.parent / "shared" / "data" / "chest_xray")
-).expanduser()
 TINY_IMAGE_SIZE = 32
 IMAGES_PER_CLASS = 24
 ISOLATED_ENV_VARS = ("PNEUMONET_MODEL", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
@@ -207,17 +204,10 @@ def trained_model_path(trained) -> Path:
     return trained.model_path
 
 
-def require_real_data() -> Path:
-    """The shared dataset root; when it is absent, skip with the reason (fail in CI)."""
-    if not (REAL_DATA_ROOT / "train" / "NORMAL").is_dir():
-        missing_data(f"shared dataset not found at {REAL_DATA_ROOT} (set PNEUMONET_DATA)")
-    return REAL_DATA_ROOT
-
-
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The shared dataset root; tests using it are skipped with the reason when it is absent."""
-    return require_real_data()
+    return require_data()
 
 
 # Fixtures that train a model or build a training run: a test using one is `slow`, so

@@ -35,11 +35,3 @@ def test_require_data_fails_in_ci_when_the_data_is_absent(monkeypatch, tmp_path)
     assert outcome(require_data) == "fail"
     monkeypatch.delenv("CI")
     assert outcome(require_data) == "skip"
-
-
-def test_require_real_data_fails_in_ci_when_the_data_is_absent(monkeypatch, tmp_path):
-    import conftest
-
-    monkeypatch.setattr(conftest, "REAL_DATA_ROOT", tmp_path / "absent")
-    monkeypatch.setenv("CI", "true")
-    assert outcome(conftest.require_real_data) == "fail"

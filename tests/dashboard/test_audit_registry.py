@@ -171,7 +171,7 @@ def test_predict_shows_and_uses_the_site_operating_point(home, tiny_models, tmp_
 
     app = open_page("predict")
     page = texts(app)
-    assert "(registry version 1)" in page and "threshold **0.42**" in page
+    assert "(registry version 1)" in page and "threshold **42%**" in page
     assert f"threshold 0.42, chosen on 300 local images by {ML_USER}, " in page
     upload(app, ("a.png", png_bytes(seed=2)))
     assert list(app.dataframe[0].value["threshold"]) == [0.42]

@@ -171,7 +171,7 @@ def test_ml_may_everything_clinician_only_its_own_and_no_role_nothing():
 def test_each_role_is_given_its_pages_only():
     keys = {role: [entry.key for entry in navigation.pages_for(role)] for role in auth.ROLES}
     assert keys["ml"] == [entry.key for entry in navigation.PAGES]
-    assert keys["clinician"] == ["home", "predict", "evaluate"]
+    assert keys["clinician"] == ["home", "predict", "worklist", "evaluate"]
     assert navigation.pages_for(None) == []
 
 
@@ -244,14 +244,14 @@ def test_a_visitor_gets_the_sign_in_page_alone(home):
     assert not any(page_is_open(app, entry) for entry in navigation.PAGES)
 
 
-def test_a_clinician_gets_home_predict_and_evaluate_only(home):
+def test_a_clinician_gets_home_predict_worklist_and_evaluate_only(home):
     from pneumonet_core.governance import audit
 
     app = run_home(signed_in(CLINICIAN, email_verified=True), SIGN_IN_ON)
     app.run()  # a rerun of the same session records no second sign-in
     assert "Sign-in is off" not in texts(app)
     open_pages = [entry.key for entry in navigation.PAGES if page_is_open(app, entry)]
-    assert open_pages == ["home", "predict", "evaluate"]
+    assert open_pages == ["home", "predict", "worklist", "evaluate"]
     links = {element.proto.label for element in app.get("page_link")}
     assert links == {"Predict on X-rays", "Evaluate a model"}
     assert [button.label for button in app.sidebar.button] == ["Sign out"]

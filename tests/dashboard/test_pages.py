@@ -313,8 +313,10 @@ def test_predict_page_and_batch_table_tell_the_two_warnings_apart(
     ]
     app.file_uploader[0].set_value(files).run()
     assert not app.exception, app.exception
-    warnings = sorted(element.value for element in app.warning)
-    assert len(warnings) == 2
+    shown = sorted(element.value for element in app.warning)
+    # Only the images' own warnings (a busy machine may add an unrelated notice).
+    warnings = [text for text in shown if text.startswith(("No result", "outside validated"))]
+    assert len(warnings) == 2, shown
     assert warnings[0].startswith("No result: not a chest X-ray: colour image")
     assert warnings[1].startswith(
         "outside validated use: image unlike the paediatric chest X-rays the model was validated"

@@ -120,7 +120,7 @@ def test_training_live_and_stop(page, dashboard_server, tmp_path):
     page.get_by_text("Running:").wait_for(timeout=60_000)
     curve = page.locator(".st-key-curve_accuracy .js-plotly-plot .scatterlayer .trace")
     curve.first.wait_for(timeout=TRAINING_TIMEOUT_MS)
-    assert page.get_by_text(re.compile(rf"Epoch \d+/{epochs}")).first.is_visible()
+    assert page.get_by_text(re.compile(rf"Epoch \d+ of {epochs}")).first.is_visible()
     save_screenshot(page, "train")
 
     second_tab = page.context.new_page()  # the job lives in its status file, not the session

@@ -139,9 +139,11 @@ def listed_paths(page) -> set[str]:
 
 
 def linked_paths(page) -> set[str]:
-    """The dashboard pages any link on the page leads to."""
+    """The dashboard pages any link on the page leads to (a heading's own anchor, `#title` on
+    the page itself, leads nowhere else and is left out)."""
     hrefs = page.locator("a[href]").evaluate_all("a => a.map(l => l.href)")
-    return {urlparse(href).path for href in hrefs} & (ALL_PATHS - {"/"})
+    pages = {urlparse(href).path for href in hrefs if not urlparse(href).fragment}
+    return pages & (ALL_PATHS - {"/"})
 
 
 def signed_in_users(server: dict) -> list[str]:
@@ -176,9 +178,9 @@ def test_a_visitor_sees_only_the_sign_in_page_at_every_url(tab, sign_in_server, 
     save_screenshot(tab, "sign_in")
 
 
-def test_a_clinician_gets_home_predict_and_evaluate(tab, sign_in_server):
+def test_a_clinician_gets_home_predict_worklist_and_evaluate(tab, sign_in_server):
     sign_in(tab, sign_in_server, CLINICIAN)
-    assert listed_paths(tab) == {"/", "/predict", "/evaluate"}
+    assert listed_paths(tab) == {"/", "/predict", "/worklist", "/evaluate"}
     assert "Active model" in tab.inner_text("body")
     save_screenshot(tab, "home_clinician")
     assert CLINICIAN in tab.get_by_test_id("stSidebar").inner_text()
@@ -189,7 +191,7 @@ def test_a_clinician_gets_home_predict_and_evaluate(tab, sign_in_server):
         assert "Dataset folder" not in text and "Start training" not in text
         assert "needs the role ml" in text  # not Streamlit's "Page not found"
         assert "Page not found" not in text
-        assert listed_paths(tab) == {"/", "/predict", "/evaluate"}
+        assert listed_paths(tab) == {"/", "/predict", "/worklist", "/evaluate"}
     open_app(tab, sign_in_server, "predict")
     assert tab.locator("input[type='file']").count() == 1
     # One sign-in, one entry, however many pages were loaded (each load is a new session).
