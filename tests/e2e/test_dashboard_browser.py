@@ -136,6 +136,6 @@ def test_training_live_and_stop(page, dashboard_server, tmp_path):
     save_screenshot(page, "train_stopped")
 
     go_to(page, "Runs")
-    page.get_by_test_id("stDataFrame").wait_for()
+    page.get_by_test_id("stDataFrame").first.wait_for()
     assert page.get_by_text("mlflow ui --backend-store-uri").is_visible()
     save_screenshot(page, "runs")
