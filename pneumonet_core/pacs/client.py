@@ -11,8 +11,15 @@ from pneumonet_core.pacs.settings import PacsSettings
 
 REQUEST_TIMEOUT_S = 30
 # The tags asked for in a search (DICOM JSON keys are the tags in hexadecimal).
-SERIES_FIELDS = ("Modality", "SeriesDescription", "StudyDate", "Manufacturer")
-INSTANCE_FIELDS = ("ViewPosition", "ImageType")
+SEARCH_FIELDS = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+    "SeriesDescription",
+    "StudyDate",
+    "Manufacturer",
+    "ViewPosition",
+)
 STUDY_FIELDS = ("StudyDate", "ModalitiesInStudy", "PatientName", "PatientID", "AccessionNumber")
 
 
@@ -62,41 +69,45 @@ def value(attributes: dict, keyword: str) -> str | None:
 
 
 def find_instances(client, since: date | None = None) -> list[InstanceRef]:
-    """Every instance in the PACS (studies on or after `since`), with its series' headers.
+    """Every instance in the PACS (studies on or after `since`), with its series' headers, in
+    one instance-level search (QIDO-RS), all pages of it.
 
     Raises:
         PacsUnavailable: The PACS cannot be reached.
     """
     filters = {"StudyDate": f"{since:%Y%m%d}-"} if since else {}
-    found = []
-    for series in guarded(client.search_for_series, fields=SERIES_FIELDS, search_filters=filters):
-        study_uid, series_uid = (
-            value(series, "StudyInstanceUID"),
-            value(series, "SeriesInstanceUID"),
+    found = guarded(
+        client.search_for_instances,
+        fields=SEARCH_FIELDS,
+        search_filters=filters,
+        get_remaining=True,
+    )
+    return [
+        InstanceRef(
+            study_uid=value(instance, "StudyInstanceUID"),
+            series_uid=value(instance, "SeriesInstanceUID"),
+            sop_uid=value(instance, "SOPInstanceUID"),
+            modality=(value(instance, "Modality") or "").upper(),
+            study_date=value(instance, "StudyDate"),
+            series_description=value(instance, "SeriesDescription"),
+            manufacturer=value(instance, "Manufacturer"),
+            view_position=value(instance, "ViewPosition"),
         )
-        instances = guarded(
-            client.search_for_instances, study_uid, series_uid, fields=INSTANCE_FIELDS
-        )
-        for instance in instances:
-            found.append(
-                InstanceRef(
-                    study_uid=study_uid,
-                    series_uid=series_uid,
-                    sop_uid=value(instance, "SOPInstanceUID"),
-                    modality=(value(series, "Modality") or "").upper(),
-                    study_date=value(series, "StudyDate"),
-                    series_description=value(series, "SeriesDescription"),
-                    manufacturer=value(series, "Manufacturer"),
-                    view_position=value(instance, "ViewPosition"),
-                )
-            )
-    return found
+        for instance in found
+    ]
 
 
 def find_studies(client, since: date | None = None) -> list[dict]:
     """The studies on or after `since`, as DICOM JSON objects (patient fields included)."""
     filters = {"StudyDate": f"{since:%Y%m%d}-"} if since else {}
     return guarded(client.search_for_studies, fields=STUDY_FIELDS, search_filters=filters)
+
+
+def header_only(data: bytes):
+    """The instance's attributes without its pixels (what a reference to it needs)."""
+    import pydicom
+
+    return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
 
 
 def retrieve_bytes(client, reference: InstanceRef) -> bytes:

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -28,6 +29,7 @@ LOGGER = logging.getLogger("pneumonet.pacs")
 AUDIT_SOURCE = "pacs:worker"
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 60.0
+PARALLEL_INSTANCES = 3  # instances in flight at once
 SCORED_MODALITIES = ("CR", "DX")  # computed and digital radiography
 
 
@@ -42,6 +44,12 @@ class PassSummary:
     own_results: int = 0
     unavailable: str | None = None
     audit_failures: list[str] = field(default_factory=list)
+
+    def add(self, other: PassSummary) -> None:
+        """Count another summary's instances in this one."""
+        for name in ("written", "skipped", "failed", "already_done", "own_results"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.audit_failures += other.audit_failures
 
     def line(self) -> str:
         return (
@@ -100,11 +108,22 @@ class PacsWorker:
         summary = PassSummary()
         predictor = self.predictor_factory()
         model_sha256 = audit.sha256_of_file(predictor.path)
+        known = {record.sop_uid: record for record in state.records(model_sha256)}
         try:
-            references = client.find_instances(self.client, since)
-            for reference in references:
-                if study_uid is None or reference.study_uid == study_uid:
-                    self._handle(reference, predictor, model_sha256, summary)
+            references = [
+                reference
+                for reference in client.find_instances(self.client, since)
+                if study_uid is None or reference.study_uid == study_uid
+            ]
+            # Threads overlap one instance's transfers (WADO, STOW) with another's scoring.
+            with ThreadPoolExecutor(max_workers=PARALLEL_INSTANCES) as pool:
+                for outcome in pool.map(
+                    lambda reference: self._handle(
+                        reference, predictor, model_sha256, known.get(reference.sop_uid)
+                    ),
+                    references,
+                ):
+                    summary.add(outcome)
         except client.PacsUnavailable as error:
             summary.unavailable = str(error)
         if summary.own_results:
@@ -143,14 +162,15 @@ class PacsWorker:
                 return summary
             sleep(interval_s)
 
-    def _handle(self, reference, predictor, model_sha256, summary: PassSummary) -> None:
+    def _handle(self, reference, predictor, model_sha256, known) -> PassSummary:
+        """One instance: skipped, scored and written back, or failed (its own summary)."""
+        summary = PassSummary()
         if is_own_result(reference):
             summary.own_results += 1
-            return
-        known = state.find(reference.sop_uid, model_sha256)
+            return summary
         if known and known.status in state.DONE_STATUSES:
             summary.already_done += 1
-            return
+            return summary
         record = state.InstanceRecord(
             sop_uid=reference.sop_uid,
             model_sha256=model_sha256,
@@ -166,14 +186,15 @@ class PacsWorker:
             state.save(record)
             summary.skipped += 1
             LOGGER.info("skipped an instance: %s", reason)
-            return
+            return summary
         self._score_and_write(reference, record, known, predictor, summary)
+        return summary
 
     def _score_and_write(self, reference, record, known, predictor, summary) -> None:
         data = client.retrieve_bytes(self.client, reference)
         try:
             explanation = predictor.explain(data, name="PACS instance")
-            source = _read_dataset(data)
+            source = client.header_only(data)
         except (ImageReadError, ValueError) as error:
             record.status, record.reason = "failed", first_line(error)
             state.save(record)
@@ -236,14 +257,6 @@ def _fill(record: state.InstanceRecord, explanation, context: results.ResultCont
     record.threshold_origin = context.threshold_origin
     record.ood = prediction.ood
     record.ood_reason = prediction.ood_reason
-
-
-def _read_dataset(data: bytes):
-    import io
-
-    import pydicom
-
-    return pydicom.dcmread(io.BytesIO(data))
 
 
 _PREDICTORS: dict[tuple, Predictor] = {}
