@@ -18,6 +18,7 @@ import streamlit as st
 
 from dashboard import auth
 from pneumonet_core.governance import audit, audited
+from pneumonet_core.storage import DatabaseError, describe_error
 
 PREDICT_SOURCE = "dashboard:Predict"
 AUDITED_KEY = "audit_recorded_predictions"  # session state: the predictions recorded so far
@@ -127,8 +128,8 @@ def chain_status() -> tuple[bool, str]:
     (`audit.verify_chain`); a trail that cannot be read is reported as not verified."""
     try:
         report = audit.verify_chain()
-    except (sqlite3.Error, OSError) as error:
-        return False, f"audit chain not verified: {type(error).__name__}: {error}"
+    except (DatabaseError, sqlite3.Error, OSError) as error:
+        return False, f"audit chain not verified: {describe_error(error)}"
     return report.intact, report.message
 
 

@@ -1,0 +1,110 @@
+"""The one schema of the shared state, for SQLite and PostgreSQL alike (SQLAlchemy Core).
+
+Tables: `entries` (the audit trail), `instances` and `pacs_claims` (the PACS worker), and
+`training_jobs` (the training job). On SQLite the audit trail and the PACS state stay in two
+files (`audit.sqlite`, `pacs.sqlite`), as before; on PostgreSQL they share one database.
+Tables are created when first needed (`create_tables`), under an advisory lock on PostgreSQL
+so that two processes starting at once do not race.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy
+from sqlalchemy import Column, Float, Index, Integer, MetaData, Table, Text
+
+from pneumonet_core.storage import database
+
+SCHEMA_LOCK = 0x504E4D00  # advisory lock key: schema creation ("PNM\0")
+metadata = MetaData()
+
+audit_entries = Table(
+    "entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Text, nullable=False),
+    Column("user", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("model_version", Text),
+    Column("model_sha256", Text),
+    Column("image_sha256", Text),
+    Column("probability", Float),
+    Column("label", Text),
+    Column("threshold", Float),
+    Column("ood", Integer),
+    Column("details", Text),
+    Column("prev_hash", Text),
+    Column("entry_hash", Text),
+    sqlite_autoincrement=True,  # SQLite remembers the highest id given (sqlite_sequence)
+)
+Index("entries_by_time", audit_entries.c.time, audit_entries.c.id)
+
+pacs_instances = Table(
+    "instances",
+    metadata,
+    Column("sop_uid", Text, primary_key=True),
+    Column("model_sha256", Text, primary_key=True),
+    Column("study_uid", Text, nullable=False),
+    Column("series_uid", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reason", Text),
+    Column("model_version", Text),
+    Column("probability", Float),
+    Column("label", Text),
+    Column("threshold", Float),
+    Column("threshold_origin", Text),
+    Column("ood", Integer),
+    Column("ood_reason", Text),
+    Column("study_date", Text),
+    Column("modality", Text),
+    Column("updated_at", Text, nullable=False),
+)
+
+pacs_claims = Table(  # which worker scores an instance now, until when (a lease)
+    "pacs_claims",
+    metadata,
+    Column("sop_uid", Text, primary_key=True),
+    Column("model_sha256", Text, primary_key=True),
+    Column("worker", Text, nullable=False),
+    Column("expires_at", Float, nullable=False),  # seconds since the epoch
+)
+
+AUDIT_TABLES = (audit_entries,)
+PACS_TABLES = (pacs_instances, pacs_claims)
+
+# PostgreSQL's append-only rule for the audit trail (SQLite's triggers are in `audit`).
+POSTGRESQL_APPEND_ONLY = (
+    """CREATE OR REPLACE FUNCTION pneumonet_entries_append_only() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            IF NEW.id <= (SELECT coalesce(max(id), 0) FROM entries) THEN
+                RAISE EXCEPTION 'audit entries are append-only: an id is never reused';
+            END IF;
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'audit entries are append-only';
+    END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE TRIGGER entries_append_only BEFORE INSERT OR UPDATE OR DELETE
+    ON entries FOR EACH ROW EXECUTE FUNCTION pneumonet_entries_append_only()""",
+    """CREATE OR REPLACE TRIGGER entries_refuse_truncate BEFORE TRUNCATE
+    ON entries FOR EACH STATEMENT EXECUTE FUNCTION pneumonet_entries_append_only()""",
+)
+
+
+def create_tables(connection: sqlalchemy.Connection, tables) -> None:
+    """Create the missing `tables` inside the caller's transaction (PostgreSQL: under an
+    advisory lock, with the audit trail's append-only triggers)."""
+    postgresql = database.is_postgresql(connection)
+    if postgresql:
+        connection.execute(sqlalchemy.select(sqlalchemy.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+    missing = [table for table in tables if not _exists(connection, table.name)]
+    if not missing:
+        return
+    metadata.create_all(connection, tables=missing, checkfirst=False)
+    if postgresql and audit_entries in missing:
+        for statement in POSTGRESQL_APPEND_ONLY:
+            connection.exec_driver_sql(statement)
+
+
+def _exists(connection: sqlalchemy.Connection, name: str) -> bool:
+    return sqlalchemy.inspect(connection).has_table(name)
