@@ -72,6 +72,13 @@ def postgresql_engine(url: str) -> sqlalchemy.Engine:
     return _ENGINES[key]
 
 
+def dispose_engines() -> None:
+    """Close every pooled connection of this process (e.g. before a database is dropped)."""
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()
+
+
 def sqlite_engine(path: Path, *, timeout_s: float = 30.0) -> sqlalchemy.Engine:
     """An engine on one SQLite file: WAL, `synchronous=FULL`, each transaction `BEGIN IMMEDIATE`
     (writers take turns instead of failing at commit), a connection per use."""

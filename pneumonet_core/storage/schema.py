@@ -16,6 +16,7 @@ from pneumonet_core.storage import database
 
 SCHEMA_LOCK = 0x504E4D00  # advisory lock key: schema creation ("PNM\0")
 metadata = MetaData()
+_CREATED: set[tuple] = set()  # (PostgreSQL URL, table names) known to exist, in this process
 
 audit_entries = Table(
     "entries",
@@ -95,15 +96,19 @@ def create_tables(connection: sqlalchemy.Connection, tables) -> None:
     """Create the missing `tables` inside the caller's transaction (PostgreSQL: under an
     advisory lock, with the audit trail's append-only triggers)."""
     postgresql = database.is_postgresql(connection)
+    known = (str(connection.engine.url), tuple(table.name for table in tables))
     if postgresql:
+        if known in _CREATED:  # once per process: the schema lock would serialise every write
+            return
         connection.execute(sqlalchemy.select(sqlalchemy.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
     missing = [table for table in tables if not _exists(connection, table.name)]
-    if not missing:
-        return
-    metadata.create_all(connection, tables=missing, checkfirst=False)
+    if missing:
+        metadata.create_all(connection, tables=missing, checkfirst=False)
     if postgresql and audit_entries in missing:
         for statement in POSTGRESQL_APPEND_ONLY:
             connection.exec_driver_sql(statement)
+    if postgresql:
+        _CREATED.add(known)
 
 
 def _exists(connection: sqlalchemy.Connection, name: str) -> bool:
