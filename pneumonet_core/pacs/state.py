@@ -134,7 +134,7 @@ def claim(
             set_={"worker": worker, "expires_at": now + lease_s},
             where=(CLAIMS.c.expires_at < now) | (CLAIMS.c.worker == worker),
         )
-        return connection.execute(taken).rowcount == 1
+        return connection.execute(taken.returning(CLAIMS.c.worker)).first() is not None
 
 
 def release(sop_uid: str, model_sha256: str, worker: str, path: Path | None = None) -> None:

@@ -5,13 +5,20 @@ Order for one instance: retrieve (WADO-RS) -> explain -> audit -> state `scored`
 Secondary Capture and the SR -> state `written`. A crash after `scored` is finished on the next
 pass without a duplicate (the results' UIDs are derived, and those already stored are not sent
 again). A PACS that does not answer stops the pass; `watch` backs off and tries again.
+
+Several workers (on one machine or several, sharing `PNEUMONET_DATABASE_URL`) share the work:
+each instance is handled only under its claim (`state.claim`, a lease), so it is scored, audited
+and written once per model version; a killed worker's claim lapses after `lease_s`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -39,6 +46,7 @@ class PassSummary:
     skipped: int = 0
     failed: int = 0
     already_done: int = 0
+    claimed_elsewhere: int = 0  # held by another worker's unexpired claim
     own_results: int = 0
     unavailable: str | None = None
     audit_failures: list[str] = field(default_factory=list)
@@ -46,7 +54,7 @@ class PassSummary:
     def line(self) -> str:
         return (
             f"{self.written} written, {self.skipped} skipped, {self.failed} failed, "
-            f"{self.already_done} already done"
+            f"{self.already_done} already done, {self.claimed_elsewhere} claimed by another worker"
         )
 
 
@@ -78,15 +86,23 @@ class PacsWorker:
         settings: Where the PACS is.
         predictor_factory: Returns the `Predictor` to use (default: the active model, asked
             again at each pass so that a promotion takes effect at the next one).
+        lease_s: How long this worker's claim on an instance lasts; a worker killed mid-item
+            gives the item up to the others after this long.
     """
 
     def __init__(
         self,
         settings: PacsSettings,
         predictor_factory: Callable[[], Predictor] | None = None,
+        *,
+        lease_s: float = state.DEFAULT_LEASE_S,
     ):
+        if not lease_s > 0:
+            raise ValueError(f"the lease must be a positive number of seconds, got {lease_s!r}")
         self.settings = settings
         self.predictor_factory = predictor_factory or active_predictor_cached
+        self.lease_s = float(lease_s)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._client = None
 
     @property
@@ -151,6 +167,19 @@ class PacsWorker:
         if known and known.status in state.DONE_STATUSES:
             summary.already_done += 1
             return
+        if not state.claim(reference.sop_uid, model_sha256, self.worker_id, lease_s=self.lease_s):
+            summary.claimed_elsewhere += 1
+            return
+        try:
+            known = state.find(reference.sop_uid, model_sha256)  # finished while we asked?
+            if known and known.status in state.DONE_STATUSES:
+                summary.already_done += 1
+                return
+            self._handle_claimed(reference, predictor, model_sha256, known, summary)
+        finally:
+            state.release(reference.sop_uid, model_sha256, self.worker_id)
+
+    def _handle_claimed(self, reference, predictor, model_sha256, known, summary) -> None:
         record = state.InstanceRecord(
             sop_uid=reference.sop_uid,
             model_sha256=model_sha256,
