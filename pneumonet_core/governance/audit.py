@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from pneumonet_core.governance import audit_chain, audit_store
+from pneumonet_core.governance import audit_chain, audit_spool, audit_store
 from pneumonet_core.storage import database
 from pneumonet_core.utils.config import state_dir
 
@@ -84,6 +84,7 @@ class AuditResult:
     entry_id: int | None = None
     error: str | None = None  # "ErrorType: message" when the write failed
     attempts: int = 0
+    pending: bool = False  # shared database unreachable: kept in the local spool (`ok` True)
 
 
 def audit_path() -> Path:
@@ -155,6 +156,8 @@ def record(
 
     Returns:
         An `AuditResult`; when its `ok` is False, `error` says why and a warning was logged.
+        With a shared database that cannot be reached, the entry is kept in the local spool
+        (`audit_spool`) and lands when the database is back: `ok` and `pending` are True.
 
     Raises:
         ValueError: For an unknown action or a malformed value (a programming error).
@@ -173,6 +176,8 @@ def record(
         "ood": None if ood is None else int(bool(ood)),  # numpy's bool too
         "details": None if details is None else _checked_details(details),
     }
+    if database.is_shared() and not _flush_spool():  # the database is still unreachable
+        return _spool(row, "earlier entries are waiting in the local spool", 0)
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
             return AuditResult(True, _insert(row), None, attempt)
@@ -184,8 +189,29 @@ def record(
         if attempt < WRITE_ATTEMPTS:
             time.sleep(FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1))
     message = database.describe_error(error)
+    if database.is_shared() and isinstance(error, database.TransientError):
+        return _spool(row, message, attempt)
     logger.warning("audit write failed (%s from %s): %s", action, source, message)
     return AuditResult(False, None, message, attempt)
+
+
+def _flush_spool() -> bool:
+    """Land the spooled entries (in order, once); False while the database is unreachable."""
+    try:
+        landed = audit_spool.flush(audit_engine())
+    except (database.DatabaseError, OSError) as error:
+        logger.debug("audit spool not flushed: %s", database.describe_error(error))
+        return False
+    if landed:
+        logger.warning("audit database back: %d spooled entries recorded", landed)
+    return True
+
+
+def _spool(row: dict[str, Any], reason: str, attempts: int) -> AuditResult:
+    """Keep the entry on this machine until the shared database is back ("audit pending")."""
+    audit_spool.append(row)
+    logger.warning("audit pending: shared database unreachable (%s); entry spooled", reason)
+    return AuditResult(True, None, reason, attempts, pending=True)
 
 
 def read_entries(

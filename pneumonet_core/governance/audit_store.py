@@ -33,24 +33,30 @@ SEQUENCE = "pg_get_serial_sequence('entries', 'id')"
 def insert(engine: sqlalchemy.Engine, row: dict[str, Any], fields: tuple[str, ...]) -> int:
     """Commit `row` chained to the last entry; return its id."""
     with database.transaction(engine, lock=AUDIT_LOCK) as connection:
-        postgresql = database.is_postgresql(connection)
-        if not postgresql:
+        if not database.is_postgresql(connection):
             _migrate_to_chain(connection, fields)
         schema.create_tables(connection, schema.AUDIT_TABLES)
-        if not postgresql:
-            for statement in SQLITE_TRIGGERS:
-                connection.exec_driver_sql(statement)
-        last = connection.execute(
-            sqlalchemy.select(ENTRIES.c.id, ENTRIES.c.entry_hash).order_by(ENTRIES.c.id.desc())
-        ).first()
-        last_id, last_hash = last or (0, audit_chain.GENESIS_HASH)
-        entry_id = max(last_id, highest_id_issued(connection)) + 1  # a removed id stays a gap
-        chained = {"id": entry_id, **row, "prev_hash": last_hash}
-        chained["entry_hash"] = audit_chain.entry_hash(chained, last_hash)
-        connection.execute(ENTRIES.insert().values(**chained))
-        if postgresql:  # the sequence remembers the highest id, as sqlite_sequence does
-            connection.exec_driver_sql(f"SELECT setval({SEQUENCE}, %(id)s)", {"id": entry_id})
-        return entry_id
+        return append_in(connection, row)
+
+
+def append_in(connection: sqlalchemy.Connection, row: dict[str, Any]) -> int:
+    """Chain `row` to the last entry inside the caller's transaction (which holds the
+    writers' turn: `BEGIN IMMEDIATE` or `AUDIT_LOCK`); return its id."""
+    postgresql = database.is_postgresql(connection)
+    if not postgresql:
+        for statement in SQLITE_TRIGGERS:
+            connection.exec_driver_sql(statement)
+    last = connection.execute(
+        sqlalchemy.select(ENTRIES.c.id, ENTRIES.c.entry_hash).order_by(ENTRIES.c.id.desc())
+    ).first()
+    last_id, last_hash = last or (0, audit_chain.GENESIS_HASH)
+    entry_id = max(last_id, highest_id_issued(connection)) + 1  # a removed id stays a gap
+    chained = {"id": entry_id, **row, "prev_hash": last_hash}
+    chained["entry_hash"] = audit_chain.entry_hash(chained, last_hash)
+    connection.execute(ENTRIES.insert().values(**chained))
+    if postgresql:  # the sequence remembers the highest id, as sqlite_sequence does
+        connection.exec_driver_sql(f"SELECT setval({SEQUENCE}, %(id)s)", {"id": entry_id})
+    return entry_id
 
 
 def has_entries_table(connection: sqlalchemy.Connection) -> bool:

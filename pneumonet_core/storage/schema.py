@@ -70,7 +70,13 @@ pacs_claims = Table(  # which worker scores an instance now, until when (a lease
     Column("expires_at", Float, nullable=False),  # seconds since the epoch
 )
 
-AUDIT_TABLES = (audit_entries,)
+audit_spool_landed = Table(  # spooled audit entries already in the chain (each lands once)
+    "audit_spool_landed",
+    metadata,
+    Column("spool_id", Text, primary_key=True),
+)
+
+AUDIT_TABLES = (audit_entries, audit_spool_landed)
 PACS_TABLES = (pacs_instances, pacs_claims)
 
 # PostgreSQL's append-only rule for the audit trail (SQLite's triggers are in `audit`).
