@@ -119,10 +119,12 @@ def claim(
     worker: str,
     *,
     lease_s: float = DEFAULT_LEASE_S,
+    take_from: str | None = None,
     path: Path | None = None,
 ) -> bool:
     """Take (or renew) the claim on one instance for `lease_s` seconds; False when another
-    worker holds an unexpired claim. One statement, atomic on both engines."""
+    worker holds an unexpired claim (unless it is `take_from`, a worker known to be dead).
+    One statement, atomic on both engines."""
     now = time.time()
     values = {"sop_uid": sop_uid, "model_sha256": model_sha256}
     with database.transaction(state_engine(path)) as connection:
@@ -132,9 +134,18 @@ def claim(
         taken = statement.on_conflict_do_update(
             index_elements=("sop_uid", "model_sha256"),
             set_={"worker": worker, "expires_at": now + lease_s},
-            where=(CLAIMS.c.expires_at < now) | (CLAIMS.c.worker == worker),
+            where=(CLAIMS.c.expires_at < now) | CLAIMS.c.worker.in_([worker, take_from or worker]),
         )
         return connection.execute(taken.returning(CLAIMS.c.worker)).first() is not None
+
+
+def claim_holder(sop_uid: str, model_sha256: str, path: Path | None = None) -> str | None:
+    """The worker holding the claim on one instance (expired or not), or None."""
+    query = sqlalchemy.select(CLAIMS.c.worker).where(
+        CLAIMS.c.sop_uid == sop_uid, CLAIMS.c.model_sha256 == model_sha256
+    )
+    with database.reading(state_engine(path)) as connection:
+        return connection.execute(query).scalar()
 
 
 def release(sop_uid: str, model_sha256: str, worker: str, path: Path | None = None) -> None:

@@ -167,7 +167,7 @@ class PacsWorker:
         if known and known.status in state.DONE_STATUSES:
             summary.already_done += 1
             return
-        if not state.claim(reference.sop_uid, model_sha256, self.worker_id, lease_s=self.lease_s):
+        if not self._claim(reference.sop_uid, model_sha256):
             summary.claimed_elsewhere += 1
             return
         try:
@@ -178,6 +178,18 @@ class PacsWorker:
             self._handle_claimed(reference, predictor, model_sha256, known, summary)
         finally:
             state.release(reference.sop_uid, model_sha256, self.worker_id)
+
+    def _claim(self, sop_uid: str, model_sha256: str) -> bool:
+        """Claim the instance; a claim left by a dead worker of this machine is taken at once,
+        one of another machine when its lease has lapsed."""
+        if state.claim(sop_uid, model_sha256, self.worker_id, lease_s=self.lease_s):
+            return True
+        holder = state.claim_holder(sop_uid, model_sha256)
+        if holder is None or not is_dead_local_worker(holder):
+            return False
+        return state.claim(
+            sop_uid, model_sha256, self.worker_id, lease_s=self.lease_s, take_from=holder
+        )
 
     def _handle_claimed(self, reference, predictor, model_sha256, known, summary) -> None:
         record = state.InstanceRecord(
@@ -246,6 +258,21 @@ class PacsWorker:
         if not written.ok:
             summary.audit_failures.append(written.error or "audit write failed")
             LOGGER.warning("audit write failed: %s", written.error)
+
+
+def is_dead_local_worker(worker_id: str) -> bool:
+    """Whether `worker_id` ("host:pid:nonce") names a worker of this machine that is gone."""
+    host, _, rest = worker_id.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def threshold_origin(predictor: Predictor) -> str:

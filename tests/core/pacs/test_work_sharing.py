@@ -31,8 +31,11 @@ print("ready", flush=True)
 sys.stdin.readline()
 print(worker.run_pass().written, flush=True)
 """
-# Killed in the middle of its second item: scored and audited, claimed, not yet written back.
+# On another machine, killed in the middle of its second item: scored and audited, claimed,
+# not yet written back.
 KILLED_AT_SECOND_STORE = """\
+import socket
+socket.gethostname = lambda: "another-machine"
 real_store, stores = client.store, []
 def store(*arguments, **options):
     stores.append(1)
@@ -96,13 +99,14 @@ def test_two_workers_share_the_instances_and_score_each_once(
 def test_a_worker_killed_mid_item_gives_up_its_claim_and_the_other_finishes(
     settings, pacs_client, many_chest_images
 ):
-    lease = 5.0
+    lease = 15.0
+    survivor = PacsWorker(settings, lease_s=lease)
+    survivor.predictor_factory()  # loaded before, so that its first pass is within the lease
     killed = start_worker(settings.url, KILLED_AT_SECOND_STORE, lease=lease)
     [(_, stderr)] = run_together([killed])
     assert killed.returncode == -signal.SIGKILL, stderr[-2000:]
     killed_at = time.monotonic()
 
-    survivor = PacsWorker(settings, lease_s=lease)
     first = survivor.run_pass()
     if time.monotonic() - killed_at < lease:  # still within the dead worker's lease
         assert first.claimed_elsewhere == 1
