@@ -76,7 +76,18 @@ audit_spool_landed = Table(  # spooled audit entries already in the chain (each 
     Column("spool_id", Text, primary_key=True),
 )
 
+training_jobs = Table(  # the one training job of a pool, seen and stopped from any replica
+    "training_jobs",
+    metadata,
+    Column("pool", Text, primary_key=True),
+    Column("job_id", Text, nullable=False),
+    Column("status", Text, nullable=False),  # the job's status values, as JSON
+    Column("stop_requested", Integer, nullable=False, default=0),
+    Column("heartbeat", Float, nullable=False),  # seconds since the epoch
+)
+
 AUDIT_TABLES = (audit_entries, audit_spool_landed)
+TRAINING_TABLES = (training_jobs,)
 PACS_TABLES = (pacs_instances, pacs_claims)
 
 # PostgreSQL's append-only rule for the audit trail (SQLite's triggers are in `audit`).
