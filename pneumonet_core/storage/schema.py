@@ -3,8 +3,9 @@
 Tables: `entries` (the audit trail), `instances` and `pacs_claims` (the PACS worker), and
 `training_jobs` (the training job). On SQLite the audit trail and the PACS state stay in two
 files (`audit.sqlite`, `pacs.sqlite`), as before; on PostgreSQL they share one database.
-Tables are created when first needed (`create_tables`), under an advisory lock on PostgreSQL
-so that two processes starting at once do not race.
+Tables are created when first needed (`create_tables`): on SQLite from this metadata, on
+PostgreSQL by Alembic's migrations (`storage.migrations`, the initial revision `0001`), under
+an advisory lock so that two processes starting at once do not race.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pneumonet_core.storage import database
 
 SCHEMA_LOCK = 0x504E4D00  # advisory lock key: schema creation ("PNM\0")
 metadata = MetaData()
-_CREATED: set[tuple] = set()  # (PostgreSQL URL, table names) known to exist, in this process
+_MIGRATED: set[str] = set()  # PostgreSQL URLs migrated to the newest revision, in this process
 
 audit_entries = Table(
     "entries",
@@ -90,42 +91,24 @@ AUDIT_TABLES = (audit_entries, audit_spool_landed)
 TRAINING_TABLES = (training_jobs,)
 PACS_TABLES = (pacs_instances, pacs_claims)
 
-# PostgreSQL's append-only rule for the audit trail (SQLite's triggers are in `audit`).
-POSTGRESQL_APPEND_ONLY = (
-    """CREATE OR REPLACE FUNCTION pneumonet_entries_append_only() RETURNS trigger AS $$
-    BEGIN
-        IF TG_OP = 'INSERT' THEN
-            IF NEW.id <= (SELECT coalesce(max(id), 0) FROM entries) THEN
-                RAISE EXCEPTION 'audit entries are append-only: an id is never reused';
-            END IF;
-            RETURN NEW;
-        END IF;
-        RAISE EXCEPTION 'audit entries are append-only';
-    END $$ LANGUAGE plpgsql""",
-    """CREATE OR REPLACE TRIGGER entries_append_only BEFORE INSERT OR UPDATE OR DELETE
-    ON entries FOR EACH ROW EXECUTE FUNCTION pneumonet_entries_append_only()""",
-    """CREATE OR REPLACE TRIGGER entries_refuse_truncate BEFORE TRUNCATE
-    ON entries FOR EACH STATEMENT EXECUTE FUNCTION pneumonet_entries_append_only()""",
-)
-
 
 def create_tables(connection: sqlalchemy.Connection, tables) -> None:
-    """Create the missing `tables` inside the caller's transaction (PostgreSQL: under an
-    advisory lock, with the audit trail's append-only triggers)."""
-    postgresql = database.is_postgresql(connection)
-    known = (str(connection.engine.url), tuple(table.name for table in tables))
-    if postgresql:
-        if known in _CREATED:  # once per process: the schema lock would serialise every write
-            return
-        connection.execute(sqlalchemy.select(sqlalchemy.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
-    missing = [table for table in tables if not _exists(connection, table.name)]
-    if missing:
-        metadata.create_all(connection, tables=missing, checkfirst=False)
-    if postgresql and audit_entries in missing:
-        for statement in POSTGRESQL_APPEND_ONLY:
-            connection.exec_driver_sql(statement)
-    if postgresql:
-        _CREATED.add(known)
+    """Make sure `tables` exist, inside the caller's transaction. SQLite: the missing ones are
+    created from `metadata`. PostgreSQL: the database is migrated to the newest Alembic
+    revision (`storage.migrations`), under an advisory lock, once per process."""
+    if not database.is_postgresql(connection):
+        missing = [table for table in tables if not _exists(connection, table.name)]
+        if missing:
+            metadata.create_all(connection, tables=missing, checkfirst=False)
+        return
+    url = str(connection.engine.url)
+    if url in _MIGRATED:  # once per process: the schema lock would serialise every write
+        return
+    from pneumonet_core.storage import migrations
+
+    connection.execute(sqlalchemy.select(sqlalchemy.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+    migrations.upgrade(connection)
+    _MIGRATED.add(url)
 
 
 def _exists(connection: sqlalchemy.Connection, name: str) -> bool:
