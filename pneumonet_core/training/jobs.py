@@ -89,9 +89,8 @@ def _shared_status(local: dict | None) -> dict | None:
         remote = shared_job.read()
     except DatabaseError:
         return None
-    if remote is None or (local is not None and remote.get("job_id") == local.get("job_id")):
-        return None
-    return remote
+    same_job = remote is not None and local is not None and remote["job_id"] == local["job_id"]
+    return None if same_job else remote
 
 
 @contextmanager
@@ -367,6 +366,8 @@ def _start_relay(job_id: str | None):
     replica asks (`shared_job.StatusRelay`)."""
     if not shared_job.enabled() or not job_id:
         return None
+    with suppress(DatabaseError):
+        shared_job.read()  # the schema checked in this thread, before MLflow starts its own
     relay = shared_job.StatusRelay(
         job_id, lambda: {**(_read_raw_status() or {}), **_progress_fields()}, _stop_path()
     )

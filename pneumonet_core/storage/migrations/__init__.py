@@ -4,13 +4,19 @@ to the newest revision inside the caller's transaction. A schema change is a new
 
 from __future__ import annotations
 
+import functools
+import threading
 from pathlib import Path
 
 import sqlalchemy
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
+# Alembic's `context` and `op` are process-wide: one migration at a time in this process.
+_MIGRATING = threading.Lock()
 
 
 def alembic_config(connection: sqlalchemy.Connection | None = None) -> Config:
@@ -21,13 +27,22 @@ def alembic_config(connection: sqlalchemy.Connection | None = None) -> Config:
     return settings
 
 
+@functools.cache
+def head_revision() -> str:
+    """The newest revision in `versions/`."""
+    return ScriptDirectory(str(SCRIPT_LOCATION)).get_current_head()
+
+
 def upgrade(connection: sqlalchemy.Connection, revision: str = "head") -> None:
-    """Migrate the database of `connection` to `revision` (the newest by default)."""
-    command.upgrade(alembic_config(connection), revision)
+    """Migrate the database of `connection` to `revision` (the newest by default). A database
+    already at the newest revision is only read: Alembic's process-wide machinery (which
+    MLflow's own store also uses) runs only when there is something to migrate."""
+    with _MIGRATING:
+        if revision == "head" and current_revision(connection) == head_revision():
+            return
+        command.upgrade(alembic_config(connection), revision)
 
 
 def current_revision(connection: sqlalchemy.Connection) -> str | None:
     """The database's revision, or None before the first migration."""
-    from alembic.runtime.migration import MigrationContext
-
     return MigrationContext.configure(connection).get_current_revision()
