@@ -18,6 +18,7 @@ import streamlit as st
 
 from dashboard import auth
 from pneumonet_core.governance import audit, audited
+from pneumonet_core.storage import DatabaseError, describe_error
 
 PREDICT_SOURCE = "dashboard:Predict"
 AUDITED_KEY = "audit_recorded_predictions"  # session state: the predictions recorded so far
@@ -52,6 +53,23 @@ def failure_notice(result: audit.AuditResult) -> str:
     return f"Audit write failed: this was not recorded in the audit trail ({result.error})."
 
 
+def pending_notice() -> str:
+    """The one-line notice for an entry kept in the local spool while the database is down."""
+    return (
+        "Audit pending: the shared database is unreachable; this entry is kept on this server "
+        "and recorded in the audit trail when the database is back."
+    )
+
+
+def audit_notice(result: audit.AuditResult | None) -> str | None:
+    """The notice to show beside a result: a failed write, an entry pending, or None."""
+    if result is None:
+        return None
+    if not result.ok:
+        return failure_notice(result)
+    return pending_notice() if result.pending else None
+
+
 def record(action: str, *, source: str, notify: bool = True, **fields: Any) -> audit.AuditResult:
     """Append one entry for the current user (`audited.record`); never raises for a failed write.
 
@@ -72,9 +90,9 @@ def record(action: str, *, source: str, notify: bool = True, **fields: Any) -> a
 
 
 def notify_failure(result: audit.AuditResult) -> None:
-    """A one-line toast when an audit write failed (nothing when it worked)."""
-    if not result.ok:
-        st.toast(failure_notice(result), icon=":material/warning:")
+    """A one-line toast when an audit write failed or is pending (nothing when it worked)."""
+    if notice := audit_notice(result):
+        st.toast(notice, icon=":material/warning:")
 
 
 def record_prediction(
@@ -127,8 +145,8 @@ def chain_status() -> tuple[bool, str]:
     (`audit.verify_chain`); a trail that cannot be read is reported as not verified."""
     try:
         report = audit.verify_chain()
-    except (sqlite3.Error, OSError) as error:
-        return False, f"audit chain not verified: {type(error).__name__}: {error}"
+    except (DatabaseError, sqlite3.Error, OSError) as error:
+        return False, f"audit chain not verified: {describe_error(error)}"
     return report.intact, report.message
 
 

@@ -27,7 +27,12 @@ from image_files import encode, patient_file_names
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TINY_IMAGE_SIZE = 32
 IMAGES_PER_CLASS = 24
-ISOLATED_ENV_VARS = ("PNEUMONET_MODEL", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
+ISOLATED_ENV_VARS = (
+    "PNEUMONET_MODEL",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "PNEUMONET_DATABASE_URL",
+)
 DASHBOARD_TEST_FOLDERS = ("dashboard", "e2e")  # their tests set up their own environment
 
 
@@ -46,6 +51,45 @@ def isolated_state(request, monkeypatch, tmp_path_factory):
     for name in ISOLATED_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     yield home
+
+
+# --- a real PostgreSQL ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgresql_server():
+    """One PostgreSQL server for the session (initdb + pg_ctl in a temporary folder)."""
+    from pneumonet_testing.postgresql import postgresql_available, start_postgresql
+
+    if not postgresql_available():
+        message = "PostgreSQL is missing (apt-get install postgresql)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = start_postgresql()
+    yield server
+    server.stop()
+    server.remove()
+
+
+@pytest.fixture
+def shared_database(postgresql_server, monkeypatch, request):
+    """A fresh PostgreSQL database as PNEUMONET_DATABASE_URL, for this test only."""
+    from pneumonet_core.storage import database
+
+    name = "test_" + "".join(character for character in request.node.name if character.isalnum())
+    url = postgresql_server.create_database(name[:50] + str(os.getpid()))
+    monkeypatch.setenv("PNEUMONET_DATABASE_URL", url)
+    yield url
+    database.dispose_engines()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_engine(request) -> str:
+    """Run the test on SQLite under PNEUMONET_HOME, then on a real PostgreSQL."""
+    if request.param == "postgresql":
+        request.getfixturevalue("shared_database")
+    return request.param
 
 
 # --- synthetic images ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ CORE = "pneumonet_core"
 # Lowest first: a subpackage may import only itself and those before it (docs/ARCHITECTURE.md).
 LAYERS = (
     "utils",
+    "storage",
     "metrics",
     "imaging",
     "data",

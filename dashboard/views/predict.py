@@ -119,7 +119,7 @@ for index, upload in enumerate(uploads):
     recorded = audit_log.record_prediction(
         prediction, model_version=resolved.label, model_sha256=model_sha256
     )
-    notice = audit_log.failure_notice(recorded) if recorded and not recorded.ok else None
+    notice = audit_log.audit_notice(recorded)
     result_view.render_prediction(
         prediction, content, key=f"{index}_{upload.file_id}", audit_notice=notice
     )

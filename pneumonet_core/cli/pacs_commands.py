@@ -19,6 +19,12 @@ def add_pacs_parser(commands) -> None:
     watch.add_argument("--once", action="store_true", help="one pass over what is there, then exit")
     watch.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
     watch.add_argument("--since", type=date.fromisoformat, help="only studies from this date")
+    watch.add_argument(
+        "--lease",
+        type=float,
+        default=120.0,
+        help="seconds a claimed instance stays this worker's (a killed worker's claim lapses)",
+    )
     watch.set_defaults(handler=cmd_pacs_watch)
     listing = pacs_commands.add_parser("list", help="the worklist, the most urgent first")
     listing.add_argument("--url", help="DICOMweb root (default: PNEUMONET_DICOMWEB_URL)")
@@ -35,7 +41,9 @@ def cmd_pacs_watch(args) -> int:
         raise ValueError(f"--interval must be positive, got {args.interval!r}")
     settings = _configured(pacs_settings(args.url))
     _log_to_stderr()
-    summary = PacsWorker(settings).watch(once=args.once, interval_s=args.interval, since=args.since)
+    summary = PacsWorker(settings, lease_s=args.lease).watch(
+        once=args.once, interval_s=args.interval, since=args.since
+    )
     print(f"pneumonet pacs: {summary.line()}", file=sys.stderr)
     return 0
 

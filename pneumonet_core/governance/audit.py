@@ -1,8 +1,10 @@
 """An append-only audit trail: who predicted, trained, promoted or signed in, and when.
 
 Entries live in `<PNEUMONET_HOME>/audit.sqlite` (WAL, `synchronous=FULL`: an entry whose
-`record` returned survives a SIGKILL). No API updates or deletes, and triggers make SQLite
-refuse UPDATE and DELETE on `entries`, and an INSERT that would reuse or replace an id. Each
+`record` returned survives a SIGKILL), or in the shared PostgreSQL database when
+`PNEUMONET_DATABASE_URL` is set (`audit_store`: one chain for every machine). No API updates or
+deletes, and triggers make the database refuse UPDATE and DELETE on `entries`, and an INSERT
+that would reuse or replace an id. Each
 entry is chained to the one before by SHA-256 (`audit_chain`), so `verify_chain` finds an
 entry edited, removed, inserted or replaced by hand even with the triggers dropped. A failed
 write never breaks a prediction: `record` retries a locked database, then logs a warning and
@@ -24,13 +26,13 @@ import numbers
 import re
 import sqlite3
 import time
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from pneumonet_core.governance import audit_chain
+from pneumonet_core.governance import audit_chain, audit_spool, audit_store
+from pneumonet_core.storage import database
 from pneumonet_core.utils.config import state_dir
 
 AUDIT_FILE_NAME = "audit.sqlite"
@@ -44,25 +46,22 @@ ACTIONS = (
     "sign_in",
     "evaluate",
 )
-TABLE_DEFINITION = """id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
-user TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL, model_version TEXT,
-model_sha256 TEXT, image_sha256 TEXT, probability REAL, label TEXT, threshold REAL,
-ood INTEGER, details TEXT"""
-FIELDS = tuple(column.split()[0] for column in TABLE_DEFINITION.split(","))
-STORED = (*FIELDS, *audit_chain.CHAIN_FIELDS)  # the entry and its place in the hash chain
-INSERT_STATEMENT = f"INSERT INTO entries ({', '.join(STORED)}) VALUES (:{', :'.join(STORED)})"
-APPEND_ONLY_TRIGGER = """CREATE TRIGGER IF NOT EXISTS entries_refuse_{event} BEFORE {event}
-ON entries BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END"""
-# An id is given once: INSERT OR REPLACE, or an INSERT below the last id, is refused.
-NEW_ID_TRIGGER = """CREATE TRIGGER IF NOT EXISTS entries_refuse_reused_id BEFORE INSERT
-ON entries WHEN NEW.id <= (SELECT coalesce(max(id), 0) FROM entries)
-BEGIN SELECT RAISE(ABORT, 'audit entries are append-only: an id is never reused'); END"""
-SCHEMA_STATEMENTS = (  # each a no-op once the database has its schema
-    f"CREATE TABLE IF NOT EXISTS entries ({TABLE_DEFINITION}, prev_hash TEXT, entry_hash TEXT)",
-    "CREATE INDEX IF NOT EXISTS entries_by_time ON entries (time, id)",
-    *(APPEND_ONLY_TRIGGER.format(event=event) for event in ("UPDATE", "DELETE")),
-    NEW_ID_TRIGGER,
+FIELDS = (
+    "id",
+    "time",
+    "user",
+    "action",
+    "source",
+    "model_version",
+    "model_sha256",
+    "image_sha256",
+    "probability",
+    "label",
+    "threshold",
+    "ood",
+    "details",
 )
+STORED = (*FIELDS, *audit_chain.CHAIN_FIELDS)  # the entry and its place in the hash chain
 EXPORT_FORMATS = ("jsonl", "csv")
 SOURCE_PATTERN = re.compile(r"[a-z][a-z_]*:[A-Za-z0-9_ -]{1,64}")  # "dashboard:Predict"
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
@@ -70,7 +69,7 @@ DETAILS_KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 FORBIDDEN_DETAILS_WORDS = ("file", "path", "patient", "pixel", "dicom")
 MAXIMUM_DETAILS_KEYS = 16
 TEXT_PATTERN = re.compile(r"[^/\\]{1,200}")  # short text, and never a path
-WRITE_ATTEMPTS = 3  # tries of one `record` when SQLite reports an operational error
+WRITE_ATTEMPTS = 3  # tries of one `record` when the database reports an operational error
 FIRST_BACKOFF_SECONDS = 0.1  # the wait after the first failed try, doubled after each further one
 LOCK_TIMEOUT_SECONDS = 1.0  # how long one try waits for another writer's lock
 
@@ -85,11 +84,26 @@ class AuditResult:
     entry_id: int | None = None
     error: str | None = None  # "ErrorType: message" when the write failed
     attempts: int = 0
+    pending: bool = False  # shared database unreachable: kept in the local spool (`ok` True)
 
 
 def audit_path() -> Path:
-    """The audit database: `<PNEUMONET_HOME>/audit.sqlite`."""
+    """The audit database when no shared database is set: `<PNEUMONET_HOME>/audit.sqlite`."""
     return state_dir() / AUDIT_FILE_NAME
+
+
+def audit_engine():
+    """The audit trail's database: the shared PostgreSQL (`PNEUMONET_DATABASE_URL`), else
+    `audit_path()`."""
+    return database.engine_for(audit_path(), timeout_s=LOCK_TIMEOUT_SECONDS)
+
+
+def _trail_exists() -> bool:
+    """Whether there is a trail to read, without creating one."""
+    if not database.is_shared() and not audit_path().exists():
+        return False
+    with database.reading(audit_engine()) as connection:
+        return audit_store.has_entries_table(connection)
 
 
 def sha256_of_bytes(data: bytes) -> str:
@@ -142,6 +156,8 @@ def record(
 
     Returns:
         An `AuditResult`; when its `ok` is False, `error` says why and a warning was logged.
+        With a shared database that cannot be reached, the entry is kept in the local spool
+        (`audit_spool`) and lands when the database is back: `ok` and `pending` are True.
 
     Raises:
         ValueError: For an unknown action or a malformed value (a programming error).
@@ -160,19 +176,42 @@ def record(
         "ood": None if ood is None else int(bool(ood)),  # numpy's bool too
         "details": None if details is None else _checked_details(details),
     }
+    if database.is_shared() and not _flush_spool():  # the database is still unreachable
+        return _spool(row, "earlier entries are waiting in the local spool", 0)
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
             return AuditResult(True, _insert(row), None, attempt)
-        except sqlite3.OperationalError as raised:  # locked, busy, cannot open: try again
+        except database.TransientError as raised:  # locked, busy, server gone: try again
             error = raised
-        except (sqlite3.Error, OSError) as raised:  # not a database, folder unwritable: give up
+        except (database.DatabaseError, OSError) as raised:  # not a database, unwritable: give up
             error = raised
             break
         if attempt < WRITE_ATTEMPTS:
             time.sleep(FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1))
-    message = f"{type(error).__name__}: {error}"
+    message = database.describe_error(error)
+    if database.is_shared() and isinstance(error, database.TransientError):
+        return _spool(row, message, attempt)
     logger.warning("audit write failed (%s from %s): %s", action, source, message)
     return AuditResult(False, None, message, attempt)
+
+
+def _flush_spool() -> bool:
+    """Land the spooled entries (in order, once); False while the database is unreachable."""
+    try:
+        landed = audit_spool.flush(audit_engine())
+    except (database.DatabaseError, OSError) as error:
+        logger.debug("audit spool not flushed: %s", database.describe_error(error))
+        return False
+    if landed:
+        logger.warning("audit database back: %d spooled entries recorded", landed)
+    return True
+
+
+def _spool(row: dict[str, Any], reason: str, attempts: int) -> AuditResult:
+    """Keep the entry on this machine until the shared database is back ("audit pending")."""
+    audit_spool.append(row)
+    logger.warning("audit pending: shared database unreachable (%s); entry spooled", reason)
+    return AuditResult(True, None, reason, attempts, pending=True)
 
 
 def read_entries(
@@ -194,21 +233,16 @@ def read_entries(
         an empty list when there is no audit trail yet (no database is created).
     """
     filters = {
-        "time >= ?": None if since is None else _stored_time(since),
-        "time < ?": None if until is None else _stored_time(until),
-        "user = ?": user,
-        "action = ?": None if action is None else _checked_action(action),
+        "since": None if since is None else _stored_time(since),
+        "until": None if until is None else _stored_time(until),
+        "user": user,
+        "action": None if action is None else _checked_action(action),
     }
-    filters = {condition: value for condition, value in filters.items() if value is not None}
-    where = f"WHERE {' AND '.join(filters)}" if filters else ""
-    if not audit_path().exists():
-        return []
-    with closing(sqlite3.connect(audit_path())) as connection:
-        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries'").fetchone():
-            return []  # created by a first write that failed before its transaction
-        connection.row_factory = sqlite3.Row
-        query = f"SELECT {', '.join(FIELDS)} FROM entries {where} ORDER BY time, id"
-        entries = [dict(row) for row in connection.execute(query, tuple(filters.values()))]
+    filters = {name: value for name, value in filters.items() if value is not None}
+    if not _trail_exists():
+        return []  # nothing written yet, or a first write that failed before its transaction
+    with database.reading(audit_engine()) as connection:
+        entries = list(audit_store.select_rows(connection, FIELDS, filters))
     for entry in entries:
         entry["ood"] = None if entry["ood"] is None else bool(entry["ood"])
         entry["details"] = None if entry["details"] is None else json.loads(entry["details"])
@@ -302,73 +336,22 @@ def _checked_details(details: Any) -> str:
 
 
 def _insert(row: dict[str, Any]) -> int:
-    """Commit one row, chained to the last, in its own connection and transaction (WAL,
-    `synchronous=FULL`); BEGIN IMMEDIATE makes concurrent writers take turns."""
-    audit_path().parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(audit_path(), timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
-    with closing(connection):  # closing with an open transaction rolls the transaction back
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("BEGIN IMMEDIATE")
-        _migrate_to_chain(connection)
-        for statement in SCHEMA_STATEMENTS:
-            connection.execute(statement)
-        last_id, last_hash = connection.execute(
-            "SELECT id, entry_hash FROM entries ORDER BY id DESC LIMIT 1"
-        ).fetchone() or (0, audit_chain.GENESIS_HASH)
-        entry_id = max(last_id, _highest_id_issued(connection)) + 1  # a removed id stays a gap
-        chained = {"id": entry_id, **row, "prev_hash": last_hash}
-        chained["entry_hash"] = audit_chain.entry_hash(chained, last_hash)
-        connection.execute(INSERT_STATEMENT, chained)
-        connection.execute("COMMIT")
-        return entry_id
-
-
-def _highest_id_issued(connection: sqlite3.Connection) -> int:
-    """SQLite's record of the highest id AUTOINCREMENT ever gave out (0 before the first)."""
-    found = connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
-    if not found.fetchone():
-        return 0
-    sequence = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'")
-    return (sequence.fetchone() or (0,))[0] or 0
-
-
-def _migrate_to_chain(connection: sqlite3.Connection) -> None:
-    """Give a trail written before the hash chain its two columns, and chain its entries in
-    id order, once, inside the caller's transaction."""
-    columns = {row[1] for row in connection.execute("PRAGMA table_info(entries)")}
-    if not columns or "entry_hash" in columns:
-        return  # no table yet (created with the columns), or already chained
-    for column in audit_chain.CHAIN_FIELDS:
-        connection.execute(f"ALTER TABLE entries ADD COLUMN {column} TEXT")
-    connection.execute("DROP TRIGGER IF EXISTS entries_refuse_UPDATE")  # re-created after
-    connection.row_factory = sqlite3.Row
-    previous_hash = audit_chain.GENESIS_HASH
-    for row in connection.execute(f"SELECT {', '.join(FIELDS)} FROM entries ORDER BY id"):
-        current = audit_chain.entry_hash(dict(row), previous_hash)
-        connection.execute(
-            "UPDATE entries SET prev_hash = ?, entry_hash = ? WHERE id = ?",
-            (previous_hash, current, row["id"]),
-        )
-        previous_hash = current
-    connection.row_factory = None
+    """Commit one row, chained to the last, in its own transaction (`audit_store.insert`)."""
+    if not database.is_shared():
+        audit_path().parent.mkdir(parents=True, exist_ok=True)
+    return audit_store.insert(audit_engine(), row, FIELDS)
 
 
 def verify_chain() -> audit_chain.ChainReport:
     """Walk the whole trail in id order and report the first entry edited, removed, inserted
     or replaced (`audit_chain.ChainReport`); an absent trail is intact, with no entries."""
-    if not audit_path().exists():
+    if not _trail_exists():
         return audit_chain.ChainReport(True)
-    with closing(sqlite3.connect(audit_path())) as connection:
-        columns = {row[1] for row in connection.execute("PRAGMA table_info(entries)")}
-        if not columns:
-            return audit_chain.ChainReport(True)
-        if "entry_hash" not in columns:  # written before the chain; the next write chains it
+    with database.reading(audit_engine()) as connection:
+        if not audit_store.is_chained(connection):  # the next write chains it
             return audit_chain.ChainReport(False, None, None, 1, "the trail is not chained yet")
-        highest = _highest_id_issued(connection)
-        connection.row_factory = sqlite3.Row
-        rows = connection.execute(f"SELECT {', '.join(STORED)} FROM entries ORDER BY id")
-        return audit_chain.verify_rows((dict(row) for row in rows), highest)
+        highest = audit_store.highest_id_issued(connection)
+        return audit_chain.verify_rows(audit_store.chain_rows(connection, STORED), highest)
 
 
 def verify_command(stream: IO[str]) -> int:
@@ -376,8 +359,8 @@ def verify_command(stream: IO[str]) -> int:
     that cannot be read too)."""
     try:
         report = verify_chain()
-    except sqlite3.Error as error:  # e.g. not a database
-        print(f"audit chain not verified: {type(error).__name__}: {error}", file=stream)
+    except (database.DatabaseError, sqlite3.Error, OSError) as error:  # e.g. not a database
+        print(f"audit chain not verified: {database.describe_error(error)}", file=stream)
         return 1
     print(report.message, file=stream)
     return 0 if report.intact else 1

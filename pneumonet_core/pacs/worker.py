@@ -5,13 +5,20 @@ Order for one instance: retrieve (WADO-RS) -> explain -> audit -> state `scored`
 Secondary Capture and the SR -> state `written`. A crash after `scored` is finished on the next
 pass without a duplicate (the results' UIDs are derived, and those already stored are not sent
 again). A PACS that does not answer stops the pass; `watch` backs off and tries again.
+
+Several workers (on one machine or several, sharing `PNEUMONET_DATABASE_URL`) share the work:
+each instance is handled only under its claim (`state.claim`, a lease), so it is scored, audited
+and written once per model version; a killed worker's claim lapses after `lease_s`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,20 +48,28 @@ class PassSummary:
     skipped: int = 0
     failed: int = 0
     already_done: int = 0
+    claimed_elsewhere: int = 0  # held by another worker's unexpired claim
     own_results: int = 0
     unavailable: str | None = None
     audit_failures: list[str] = field(default_factory=list)
 
     def add(self, other: PassSummary) -> None:
         """Count another summary's instances in this one."""
-        for name in ("written", "skipped", "failed", "already_done", "own_results"):
+        for name in (
+            "written",
+            "skipped",
+            "failed",
+            "already_done",
+            "own_results",
+            "claimed_elsewhere",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.audit_failures += other.audit_failures
 
     def line(self) -> str:
         return (
             f"{self.written} written, {self.skipped} skipped, {self.failed} failed, "
-            f"{self.already_done} already done"
+            f"{self.already_done} already done, {self.claimed_elsewhere} claimed by another worker"
         )
 
 
@@ -86,15 +101,23 @@ class PacsWorker:
         settings: Where the PACS is.
         predictor_factory: Returns the `Predictor` to use (default: the active model, asked
             again at each pass so that a promotion takes effect at the next one).
+        lease_s: How long this worker's claim on an instance lasts; a worker killed mid-item
+            gives the item up to the others after this long.
     """
 
     def __init__(
         self,
         settings: PacsSettings,
         predictor_factory: Callable[[], Predictor] | None = None,
+        *,
+        lease_s: float = state.DEFAULT_LEASE_S,
     ):
+        if not lease_s > 0:
+            raise ValueError(f"the lease must be a positive number of seconds, got {lease_s!r}")
         self.settings = settings
         self.predictor_factory = predictor_factory or active_predictor_cached
+        self.lease_s = float(lease_s)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._client = None
 
     @property
@@ -171,6 +194,32 @@ class PacsWorker:
         if known and known.status in state.DONE_STATUSES:
             summary.already_done += 1
             return summary
+        if not self._claim(reference.sop_uid, model_sha256):
+            summary.claimed_elsewhere += 1
+            return summary
+        try:
+            known = state.find(reference.sop_uid, model_sha256)  # finished while we asked?
+            if known and known.status in state.DONE_STATUSES:
+                summary.already_done += 1
+                return summary
+            self._handle_claimed(reference, predictor, model_sha256, known, summary)
+        finally:
+            state.release(reference.sop_uid, model_sha256, self.worker_id)
+        return summary
+
+    def _claim(self, sop_uid: str, model_sha256: str) -> bool:
+        """Claim the instance; a claim left by a dead worker of this machine is taken at once,
+        one of another machine when its lease has lapsed."""
+        if state.claim(sop_uid, model_sha256, self.worker_id, lease_s=self.lease_s):
+            return True
+        holder = state.claim_holder(sop_uid, model_sha256)
+        if holder is None or not is_dead_local_worker(holder):
+            return False
+        return state.claim(
+            sop_uid, model_sha256, self.worker_id, lease_s=self.lease_s, take_from=holder
+        )
+
+    def _handle_claimed(self, reference, predictor, model_sha256, known, summary) -> None:
         record = state.InstanceRecord(
             sop_uid=reference.sop_uid,
             model_sha256=model_sha256,
@@ -186,9 +235,8 @@ class PacsWorker:
             state.save(record)
             summary.skipped += 1
             LOGGER.info("skipped an instance: %s", reason)
-            return summary
+            return
         self._score_and_write(reference, record, known, predictor, summary)
-        return summary
 
     def _score_and_write(self, reference, record, known, predictor, summary) -> None:
         data = client.retrieve_bytes(self.client, reference)
@@ -238,6 +286,21 @@ class PacsWorker:
         if not written.ok:
             summary.audit_failures.append(written.error or "audit write failed")
             LOGGER.warning("audit write failed: %s", written.error)
+
+
+def is_dead_local_worker(worker_id: str) -> bool:
+    """Whether `worker_id` ("host:pid:nonce") names a worker of this machine that is gone."""
+    host, _, rest = worker_id.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def threshold_origin(predictor: Predictor) -> str:

@@ -12,7 +12,8 @@ outlives the dashboard or shell that started it. Files under `config.jobs_dir()`
 Every start, stop request and end (finished, stopped or failed) is recorded in the audit trail
 (`audit.record`: `train_start`, `train_stop`, `train_end`), with the job id, its state and
 run id; never a path. A failed audit write never stops a job: it is a line in the job log and
-the status's `audit_error`, where the Train page shows it.
+the status's `audit_error`, where the Train page shows it. With `PNEUMONET_DATABASE_URL`, the
+pool's one job, its status and Stop are shared by every replica (`shared_job`).
 """
 
 from __future__ import annotations
@@ -27,15 +28,16 @@ import time
 import traceback
 import uuid
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pneumonet_core.governance import audit
+from pneumonet_core.storage import DatabaseError
+from pneumonet_core.training import shared_job
+from pneumonet_core.training.job_status import ACTIVE_STATES, JobStatus
 from pneumonet_core.utils import config
 from pneumonet_core.utils.atomic import write_json_atomically
 from pneumonet_core.utils.errors import first_line
 
-ACTIVE_STATES = ("starting", "running", "stopping")
 AUDIT_SOURCE = "job:train"  # the audit entries' source when the caller names none
 START_GRACE_S = 60.0
 # Niceness of the training process (0 normal, 19 lowest): uploads are served first.
@@ -46,65 +48,6 @@ logger = logging.getLogger(__name__)
 
 class JobAlreadyRunning(RuntimeError):
     """A training job is already running; only one may run at a time."""
-
-
-@dataclass
-class JobStatus:
-    """The state of the current (or last) training job.
-
-    Attributes:
-        state: "starting", "running", "stopping", "finished", "stopped" or "failed".
-        job_id: Identifier of the job.
-        run_id: MLflow run id once the run has started.
-        epoch, epochs, batch, batches: Progress (epoch is 1-based; 0 before the first).
-        started_at, updated_at: Unix times.
-        error: One-paragraph reason when the job failed.
-        model_path: The best model, once written.
-        user: Who started it (a signed-in email), or None for the operating-system user.
-        audit_error: The last audit write of this job that failed, in one line, or None.
-    """
-
-    state: str
-    job_id: str = ""
-    pid: int | None = None
-    run_id: str | None = None
-    epoch: int = 0
-    epochs: int = 0
-    batch: int = 0
-    batches: int = 0
-    started_at: float = 0.0
-    training_started_at: float | None = None
-    updated_at: float = 0.0
-    error: str | None = None
-    model_path: str | None = None
-    user: str | None = None
-    audit_error: str | None = None
-    config: dict = field(default_factory=dict)
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-    @property
-    def progress(self) -> float:
-        """Fraction of all batches done, in [0, 1]."""
-        if not self.epochs or not self.batches:
-            return 0.0
-        done = max(0, self.epoch - 1) * self.batches + min(self.batch, self.batches)
-        return min(1.0, done / (self.epochs * self.batches))
-
-    @property
-    def elapsed_s(self) -> float:
-        end = self.updated_at if not self.is_active else time.time()
-        return max(0.0, end - self.started_at) if self.started_at else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        """Seconds left at the current pace, once some training progress was made."""
-        if not self.is_active or not self.training_started_at or self.progress <= 0:
-            return None
-        spent = time.time() - self.training_started_at
-        return spent * (1 - self.progress) / self.progress
 
 
 def _status_path() -> Path:
@@ -132,7 +75,22 @@ def _update_status(**changes) -> dict:
     values.update(changes)
     values["updated_at"] = time.time()
     write_json_atomically(_status_path(), values)
+    if shared_job.enabled():
+        with suppress(DatabaseError):  # the relay publishes it again once the database is back
+            shared_job.publish(values)
     return values
+
+
+def _shared_status(local: dict | None) -> dict | None:
+    """The pool's job when it is another replica's (shared database only), else None."""
+    if not shared_job.enabled():
+        return None
+    try:
+        remote = shared_job.read()
+    except DatabaseError:
+        return None
+    same_job = remote is not None and local is not None and remote["job_id"] == local["job_id"]
+    return None if same_job else remote
 
 
 @contextmanager
@@ -169,6 +127,8 @@ def read_job_status() -> JobStatus | None:
     as failed; its MLflow run is closed as FAILED.
     """
     values = _read_raw_status()
+    if (remote := _shared_status(values)) is not None:
+        return _to_status(remote)  # another replica's job, as its machine last reported it
     if values is None:
         return None
     if values.get("state") in ACTIVE_STATES:
@@ -270,18 +230,17 @@ def start_training_job(
         config_path.write_text(json.dumps(train_config.to_dict()))
         _stop_path().unlink(missing_ok=True)
         _progress_path().unlink(missing_ok=True)
-        write_json_atomically(
-            _status_path(),
-            {
-                "state": "starting",
-                "job_id": job_id,
-                "started_at": time.time(),
-                "updated_at": time.time(),
-                "epochs": train_config.epochs,
-                "config": train_config.to_dict(),
-                "user": user,
-            },
-        )
+        values = {
+            "state": "starting",
+            "job_id": job_id,
+            "started_at": time.time(),
+            "updated_at": time.time(),
+            "epochs": train_config.epochs,
+            "config": train_config.to_dict(),
+            "user": user,
+        }
+        _claim_pool(job_id, values)
+        write_json_atomically(_status_path(), values)
         details = {
             "job_id": job_id,
             "architecture": train_config.architecture,
@@ -299,6 +258,21 @@ def start_training_job(
                 cwd=config.project_root(),
             )
         return _to_status(_update_status(pid=process.pid))
+
+
+def _claim_pool(job_id: str, values: dict) -> None:
+    """With a shared database, make this the pool's one job, or refuse (`JobAlreadyRunning`)."""
+    if not shared_job.enabled():
+        return
+    try:
+        other = shared_job.claim(job_id, values)
+    except DatabaseError as error:
+        raise RuntimeError(f"the shared database did not answer: {error}") from None
+    if other is not None:
+        raise JobAlreadyRunning(
+            f"training job {other.get('job_id')} is already {other.get('state')} on another "
+            f"replica (pool {shared_job.pool()}); stop it or wait for it to finish"
+        )
 
 
 def _check_output_writable(train_config) -> None:
@@ -319,9 +293,14 @@ def request_stop(*, user: str | None = None, source: str = AUDIT_SOURCE) -> JobS
     status = read_job_status()
     if status is None or not status.is_active:
         return status
-    config.jobs_dir().mkdir(parents=True, exist_ok=True)
-    _stop_path().touch()
-    stopping = _to_status(_update_status(state="stopping"))
+    if shared_job.enabled():
+        shared_job.request_stop(status.job_id)  # the job's machine turns it into its stop file
+    if (_read_raw_status() or {}).get("job_id") == status.job_id:
+        config.jobs_dir().mkdir(parents=True, exist_ok=True)
+        _stop_path().touch()
+        stopping = _to_status(_update_status(state="stopping"))
+    else:
+        stopping = _to_status({**vars(status), "state": "stopping"})
     details = {"job_id": stopping.job_id, "state": "stopping", "run_id": status.run_id}
     _audit("train_stop", source=source, user=user, details=details)
     return stopping
@@ -351,13 +330,15 @@ def run_job(config_path: str) -> int:
         if not acquired:
             _update_status(state="failed", error="another training process is already running")
             return 1
-        _update_status(state="running", pid=os.getpid())
+        running = _update_status(state="running", pid=os.getpid())
+        relay = _start_relay(running.get("job_id"))
         try:
             train_config = TrainConfig.from_dict(json.loads(Path(config_path).read_text()))
             result = train(
                 train_config, stop_file=_stop_path(), status_file=_progress_path(), verbose=2
             )
         except BaseException as error:  # noqa: BLE001 - any failure must reach the status file
+            _stop_relay(relay)
             traceback.print_exc()
             message = first_line(error, limit=500)
             values = _update_status(
@@ -365,6 +346,7 @@ def run_job(config_path: str) -> int:
             )
             _record_end(values, AUDIT_SOURCE)
             return 1
+        _stop_relay(relay)
         # The progress file also holds run_id: merge, letting the result's values win.
         values = _update_status(
             **{
@@ -377,6 +359,26 @@ def run_job(config_path: str) -> int:
         _stop_path().unlink(missing_ok=True)
         _record_end(values, AUDIT_SOURCE)
         return 0
+
+
+def _start_relay(job_id: str | None):
+    """With a shared database: publish this job's status every second, and stop it when any
+    replica asks (`shared_job.StatusRelay`)."""
+    if not shared_job.enabled() or not job_id:
+        return None
+    with suppress(DatabaseError):
+        shared_job.read()  # the schema checked in this thread, before MLflow starts its own
+    relay = shared_job.StatusRelay(
+        job_id, lambda: {**(_read_raw_status() or {}), **_progress_fields()}, _stop_path()
+    )
+    relay.start()
+    return relay
+
+
+def _stop_relay(relay) -> None:
+    if relay is not None:
+        relay.finished.set()
+        relay.join(timeout=5)
 
 
 def _progress_path() -> Path:

@@ -18,6 +18,10 @@ from pneumonet_core.cli import main as cli_main
 from pneumonet_core.governance import audit, audit_chain
 
 ENTRIES = 5
+PRE_CHAIN_TABLE = """CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
+user TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL, model_version TEXT,
+model_sha256 TEXT, image_sha256 TEXT, probability REAL, label TEXT, threshold REAL,
+ood INTEGER, details TEXT)"""  # the audit trail's table before the hash chain
 
 
 @pytest.fixture
@@ -167,8 +171,7 @@ def test_a_removed_last_entry_leaves_a_gap_before_the_next_write(five_entries):
 
 def test_a_trail_written_before_the_chain_is_chained_at_the_next_write(isolated_state):
     audit.audit_path().parent.mkdir(parents=True, exist_ok=True)
-    old_table = audit.SCHEMA_STATEMENTS[0].replace(", prev_hash TEXT, entry_hash TEXT", "")
-    tamper(old_table)
+    tamper(PRE_CHAIN_TABLE)
     for day, user in (("2024-01-01", "a"), ("2024-01-02", "b")):
         insert_row({"time": day, "user": user, "action": "sign_in", "source": "cli:test"})
     assert not audit.verify_chain().intact  # not chained yet
