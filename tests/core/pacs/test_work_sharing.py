@@ -16,7 +16,7 @@ from pneumonet_testing.dicom_studies import chest_dicom
 from test_worker import written_objects
 
 from pneumonet_core.governance import audit
-from pneumonet_core.pacs import PacsWorker
+from pneumonet_core.pacs import PacsWorker, worker
 
 pytestmark = pytest.mark.slow
 IMAGES_PER_CLASS = 4
@@ -109,9 +109,12 @@ def test_a_worker_killed_mid_item_gives_up_its_claim_and_the_other_finishes(
 
     first = survivor.run_pass()
     if time.monotonic() - killed_at < lease:  # still within the dead worker's lease
-        assert first.claimed_elsewhere == 1
+        # it held the item it was storing, and the others it had in flight
+        assert 1 <= first.claimed_elsewhere <= worker.PARALLEL_INSTANCES
     time.sleep(max(0.0, killed_at + lease - time.monotonic()) + 0.5)
     second = survivor.run_pass()
-    assert first.written + second.written == len(many_chest_images) - 1  # one was written
+    # The killed worker stored one item; with others in flight it may not have marked it
+    # written, and then the survivor finishes it (without storing it again).
+    assert first.written + second.written in (len(many_chest_images) - 1, len(many_chest_images))
     assert second.claimed_elsewhere == 0
     assert_each_written_once(pacs_client, many_chest_images)
