@@ -20,30 +20,19 @@ import getpass
 import hashlib
 import json
 import logging
-import numbers
-import re
 import sqlite3
 import time
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from pneumonet_core.governance import audit_chain
+from pneumonet_core.governance import audit_chain, audit_values
 from pneumonet_core.utils.config import state_dir
 
 AUDIT_FILE_NAME = "audit.sqlite"
-TRAINING_ACTIONS = ("train_start", "train_stop", "train_end")
-ACTIONS = (
-    "predict",
-    *TRAINING_ACTIONS,
-    "promote",
-    "rollback",
-    "set_threshold",
-    "sign_in",
-    "evaluate",
-)
 TABLE_DEFINITION = """id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
 user TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL, model_version TEXT,
 model_sha256 TEXT, image_sha256 TEXT, probability REAL, label TEXT, threshold REAL,
@@ -64,12 +53,6 @@ SCHEMA_STATEMENTS = (  # each a no-op once the database has its schema
     NEW_ID_TRIGGER,
 )
 EXPORT_FORMATS = ("jsonl", "csv")
-SOURCE_PATTERN = re.compile(r"[a-z][a-z_]*:[A-Za-z0-9_ -]{1,64}")  # "dashboard:Predict"
-SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
-DETAILS_KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
-FORBIDDEN_DETAILS_WORDS = ("file", "path", "patient", "pixel", "dicom")
-MAXIMUM_DETAILS_KEYS = 16
-TEXT_PATTERN = re.compile(r"[^/\\]{1,200}")  # short text, and never a path
 WRITE_ATTEMPTS = 3  # tries of one `record` when SQLite reports an operational error
 FIRST_BACKOFF_SECONDS = 0.1  # the wait after the first failed try, doubled after each further one
 LOCK_TIMEOUT_SECONDS = 1.0  # how long one try waits for another writer's lock
@@ -146,23 +129,53 @@ def record(
     Raises:
         ValueError: For an unknown action or a malformed value (a programming error).
     """
-    row = {
-        "time": _stored_time(_utc_now()),
-        "user": current_user(user),
-        "action": _checked_action(action),
-        "source": _checked_text("source", source, SOURCE_PATTERN),
-        "model_version": _checked_text("model_version", model_version),
-        "model_sha256": _checked_text("model_sha256", model_sha256, SHA256_PATTERN),
-        "image_sha256": _checked_text("image_sha256", image_sha256, SHA256_PATTERN),
-        "probability": _checked_fraction("probability", probability),
-        "label": _checked_text("label", label),
-        "threshold": _checked_fraction("threshold", threshold),
-        "ood": None if ood is None else int(bool(ood)),  # numpy's bool too
-        "details": None if details is None else _checked_details(details),
-    }
+    row = _checked_row(
+        action,
+        source=source,
+        user=user,
+        model_version=model_version,
+        model_sha256=model_sha256,
+        image_sha256=image_sha256,
+        probability=probability,
+        label=label,
+        threshold=threshold,
+        ood=ood,
+        details=details,
+    )
+    return _write([row], action, source)
+
+
+def record_many(entries: Sequence[dict[str, Any]]) -> AuditResult:
+    """Append several entries in one transaction (all of them or none), for a batch of
+    predictions: one disk sync instead of one per entry. Retries and errors as `record`.
+
+    Args:
+        entries: `record`'s keyword arguments, one dict per entry (each with an "action" and
+            a "source").
+
+    Returns:
+        An `AuditResult` whose `entry_id` is the last entry's; ok with no id for no entries.
+
+    Raises:
+        ValueError: For an unknown action or a malformed value (before anything is written).
+    """
+    rows = [_checked_row(**entry) for entry in entries]
+    if not rows:
+        return AuditResult(True)
+    return _write(rows, rows[0]["action"], rows[0]["source"])
+
+
+def _checked_row(
+    action: str, *, source: str, user: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    moment, who = _stored_time(_utc_now()), current_user(user)
+    return audit_values.checked_row(action, source=source, user=who, time=moment, **fields)
+
+
+def _write(rows: list[dict[str, Any]], action: str, source: str) -> AuditResult:
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
-            return AuditResult(True, _insert(row), None, attempt)
+            return AuditResult(True, _insert(rows), None, attempt)
         except sqlite3.OperationalError as raised:  # locked, busy, cannot open: try again
             error = raised
         except (sqlite3.Error, OSError) as raised:  # not a database, folder unwritable: give up
@@ -197,7 +210,7 @@ def read_entries(
         "time >= ?": None if since is None else _stored_time(since),
         "time < ?": None if until is None else _stored_time(until),
         "user = ?": user,
-        "action = ?": None if action is None else _checked_action(action),
+        "action = ?": None if action is None else audit_values.checked_action(action),
     }
     filters = {condition: value for condition, value in filters.items() if value is not None}
     where = f"WHERE {' AND '.join(filters)}" if filters else ""
@@ -269,41 +282,9 @@ def _stored_time(moment: str | datetime) -> str:
     return parse_time(moment).isoformat(timespec="microseconds")
 
 
-def _checked_action(action: str) -> str:
-    if action not in ACTIONS:
-        raise ValueError(f"unknown audit action {action!r}; expected one of {ACTIONS}")
-    return action
-
-
-def _checked_text(name: str, value: Any, pattern: re.Pattern = TEXT_PATTERN) -> str | None:
-    if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
-        raise ValueError(f"{name} must be short well-formed text, never a path: {value!r}")
-    return value
-
-
-def _checked_fraction(name: str, value: Any) -> float | None:
-    if value is not None and not (isinstance(value, numbers.Real) and 0 <= float(value) <= 1):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")  # NaN too
-    return None if value is None else float(value)
-
-
-def _checked_details(details: Any) -> str:
-    if not isinstance(details, dict) or len(details) > MAXIMUM_DETAILS_KEYS:
-        raise ValueError(f"details must be a dict of at most 16 values: {details!r}")
-    for key, value in details.items():
-        identifying = any(word in str(key) for word in FORBIDDEN_DETAILS_WORDS)
-        if identifying or not DETAILS_KEY_PATTERN.fullmatch(str(key)):
-            raise ValueError(f"details key must be snake_case and name no file or patient: {key!r}")
-        finite = not isinstance(value, float) or abs(value) < float("inf")  # NaN fails too
-        if not (isinstance(value, str | int | float | None) and finite):  # bool is an int
-            raise ValueError(f"details[{key!r}] must be a string, finite number or bool: {value!r}")
-        _checked_text(f"details[{key!r}]", value if isinstance(value, str) else None)
-    return json.dumps(details, sort_keys=True)
-
-
-def _insert(row: dict[str, Any]) -> int:
-    """Commit one row, chained to the last, in its own connection and transaction (WAL,
-    `synchronous=FULL`); BEGIN IMMEDIATE makes concurrent writers take turns."""
+def _insert(rows: list[dict[str, Any]]) -> int:
+    """Commit rows, chained to the last, in their own connection and transaction (WAL,
+    `synchronous=FULL`); BEGIN IMMEDIATE makes concurrent writers take turns. The last id."""
     audit_path().parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(audit_path(), timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
     with closing(connection):  # closing with an open transaction rolls the transaction back
@@ -316,10 +297,12 @@ def _insert(row: dict[str, Any]) -> int:
         last_id, last_hash = connection.execute(
             "SELECT id, entry_hash FROM entries ORDER BY id DESC LIMIT 1"
         ).fetchone() or (0, audit_chain.GENESIS_HASH)
-        entry_id = max(last_id, _highest_id_issued(connection)) + 1  # a removed id stays a gap
-        chained = {"id": entry_id, **row, "prev_hash": last_hash}
-        chained["entry_hash"] = audit_chain.entry_hash(chained, last_hash)
-        connection.execute(INSERT_STATEMENT, chained)
+        entry_id = max(last_id, _highest_id_issued(connection))  # a removed id stays a gap
+        for row in rows:
+            entry_id += 1
+            chained = {"id": entry_id, **row, "prev_hash": last_hash}
+            last_hash = chained["entry_hash"] = audit_chain.entry_hash(chained, last_hash)
+            connection.execute(INSERT_STATEMENT, chained)
         connection.execute("COMMIT")
         return entry_id
 
