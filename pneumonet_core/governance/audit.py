@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from pneumonet_core.governance import audit_chain, audit_values
+from pneumonet_core.governance.audit_values import ACTIONS as ACTIONS  # re-exported
+from pneumonet_core.governance.audit_values import TRAINING_ACTIONS as TRAINING_ACTIONS
 from pneumonet_core.utils.config import state_dir
 
 AUDIT_FILE_NAME = "audit.sqlite"

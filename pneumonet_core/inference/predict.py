@@ -86,14 +86,17 @@ class Explanation:
         image: The decoded image for display, float32 (h, w) in [0, 1]: the original's aspect
             ratio, its longer side at most `display_size` pixels (never enlarged).
         heatmap: Grad-CAM of the evidence for PNEUMONIA at the display image's size, float32
-            (h, w) in [0, 1]; higher where the PNEUMONIA score rose most.
+            (h, w) in [0, 1]; higher where the PNEUMONIA score rose most. None when not asked
+            for (`explain(..., with_heatmap=False)`; `grad_cam(model_input)` gives it later).
         info: What decoding learned about the original file (format, size, DICOM tags...).
+        model_input: The model's input, float32 (S, S, 1) in [0, 1].
     """
 
     prediction: Prediction
     image: np.ndarray
-    heatmap: np.ndarray
+    heatmap: np.ndarray | None
     info: ImageInfo
+    model_input: np.ndarray | None = None
 
 
 def missing_model_message(path: Path) -> str:
@@ -279,7 +282,11 @@ class Predictor:
         return next(self._finish([(name, checked)]))
 
     def explain(
-        self, source: ImageSource, name: str | None = None, display_size: int = DISPLAY_SIZE
+        self,
+        source: ImageSource,
+        name: str | None = None,
+        display_size: int = DISPLAY_SIZE,
+        with_heatmap: bool = True,
     ) -> Explanation:
         """Predict one image and explain it with Grad-CAM, decoding and preprocessing it once.
 
@@ -287,6 +294,7 @@ class Predictor:
             source: A path, bytes or binary file object, as `predict` accepts.
             name: File name shown in the result (default: as `predict` names it).
             display_size: Longest side of the returned display image in pixels, at least 1.
+            with_heatmap: False skips Grad-CAM (the `heatmap` is None), e.g. until it is shown.
 
         Returns:
             The prediction (probability, label and both OOD checks, as `predict` gives them),
@@ -304,8 +312,8 @@ class Predictor:
         model_input = resize_image(gray, self.image_size)
         prediction = self.assess(model_input, info, name)
         image = _fit_within(gray, display_size)
-        heatmap = resize_array(self.grad_cam(model_input), image.shape)
-        return Explanation(prediction=prediction, image=image, heatmap=heatmap, info=info)
+        heatmap = resize_array(self.grad_cam(model_input), image.shape) if with_heatmap else None
+        return Explanation(prediction, image, heatmap, info, model_input)
 
     def _check_batch_shape(self, images: np.ndarray) -> None:
         expected = (self.image_size, self.image_size, 1)
