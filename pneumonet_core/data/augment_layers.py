@@ -271,6 +271,11 @@ class RandomCropThenAffine(keras.layers.Layer):
         self.crop = crop
         self.affine = affine
 
+    def build(self, input_shape):
+        for layer in (self.crop, self.affine):
+            layer.build(input_shape)
+        super().build(input_shape)
+
     def call(self, images, training=True):
         if not training:
             return images
