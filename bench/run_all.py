@@ -151,7 +151,7 @@ def inference_rows(result: dict) -> list[tuple]:
             "CLI images/s excluding start-up / bare Keras",
             met["cli_ratio_to_bare_keras"],
             ">= 1.0",
-            status(met["cli_ge_bare_keras"]),
+            status(met.get("cli_ge_bare_keras")),
         ),
         ("inference", "CLI peak RSS, MiB", cli["peak_rss_mb"]),
     ]
