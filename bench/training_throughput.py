@@ -202,7 +202,6 @@ def augmentation_costs(image_size: int, batch_size: int, batches: int = 10) -> d
     import tensorflow as tf
 
     from pneumonet_core.data import AugmentationConfig, build_augmentation
-    from pneumonet_core.data.augment_layers import RandomAffine, RandomResizedCrop
 
     images = tf.random.uniform((batch_size, image_size, image_size, 1), seed=1)
     config = AugmentationConfig()
@@ -210,12 +209,8 @@ def augmentation_costs(image_size: int, batch_size: int, batches: int = 10) -> d
     only_geometry = dict(horizontal_flip=False, contrast=0.0, brightness=0.0, gamma=0.0)
     only_geometry.update(blur=0.0, noise=0.0, downscale=1.0)
     fused = build_augmentation(AugmentationConfig(**only_geometry), seed=42)
-    two_warps = keras.Sequential(
-        [
-            RandomResizedCrop(config.crop_area, seed=44),
-            RandomAffine(config.rotation_degrees, config.zoom, config.translation, seed=43),
-        ]
-    )
+    warp = fused.layers[0]  # the RandomCropThenAffine; its two parts, one after the other:
+    two_warps = keras.Sequential([warp.crop, warp.affine])
     candidates = {
         "full_augmentation": tf.function(lambda x: full(x, training=True)),
         "geometric_one_warp": tf.function(lambda x: fused(x, training=True)),
