@@ -13,11 +13,13 @@ warm (after a few calls), in one process, on the machine's own cores:
 - bare Keras: `model.predict` on already preprocessed arrays, images/s (the ceiling the
   targets name), and the predictor's own compiled forward pass on the same arrays
   (`Predictor.predict_arrays`, which skips `model.predict`'s per-call set-up).
-- command line: `pneumonet predict FOLDER --json` in a subprocess: time to the first result
+- command line: `pneumonet predict FOLDER --json` in a subprocess, on the same images four
+  times over (2,048 files by default): time to the first result
   (process start, imports, model load, first batch), images/s with and without that start-up,
-  and the process's peak RSS. Target: without start-up >= 0.5 x bare Keras.
+  and the process's peak RSS. Target: without start-up >= 1.0 x bare Keras, and the same for
+  `Predictor.predict` on the folder (issue 18: decoding is never the bottleneck).
 
-    python bench/inference.py [--runs 40] [--images 256] [--cli-runs 3]
+    python bench/inference.py [--runs 40] [--images 512] [--cli-runs 3]
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import benchlib
 NAME = "inference"
 LATENCY_TARGET_MS = 50.0
 GRADCAM_TARGET_MS = 150.0
-CLI_TARGET_RATIO = 0.5
+CLI_TARGET_RATIO = 1.0
+PREDICTOR_TARGET_RATIO = 1.0
 WARM_UP_CALLS = 5
 
 
@@ -132,9 +135,10 @@ def in_process(model_path: Path, paths: list[str], runs: int, repeats: int) -> d
     return result
 
 
-def command_line(model_path: Path, paths: list[str], runs: int) -> dict:
-    """`pneumonet predict FOLDER --json` timings, medians over `runs` subprocess runs."""
-    folder = benchlib.image_folder(paths, f"predict_{len(paths)}")
+def command_line(model_path: Path, paths: list[str], runs: int, repeat: int = 4) -> dict:
+    """`pneumonet predict FOLDER --json` timings, medians over `runs` subprocess runs, on a
+    folder holding every path `repeat` times (so start-up and warm-up are a small share)."""
+    folder = benchlib.image_folder(paths * repeat, f"predict_{len(paths) * repeat}")
     measured = [benchlib.run_cli_predict(folder, model_path) for _ in range(runs)]
     keys = [key for key, value in measured[0].items() if isinstance(value, int | float)]
     summary = {
@@ -149,11 +153,14 @@ def targets(result: dict) -> dict:
     dataset = result["in_process"]["dataset_images"]
     bare = result["in_process"]["throughput"]["bare_keras_images_per_s"]
     cli_rate = result["command_line"]["images_per_s_excluding_start"]
+    predictor_rate = result["in_process"]["throughput"]["predictor_images_per_s"]
     return {
+        "predictor_ratio_to_bare_keras": predictor_rate / bare,
+        "predictor_ge_bare_keras": predictor_rate / bare >= PREDICTOR_TARGET_RATIO,
         "single_image_p50_le_50_ms": dataset["single_image"]["p50_ms"] <= LATENCY_TARGET_MS,
         "grad_cam_p50_le_150_ms": dataset["with_grad_cam"]["p50_ms"] <= GRADCAM_TARGET_MS,
         "cli_ratio_to_bare_keras": cli_rate / bare,
-        "cli_ge_half_bare_keras": cli_rate / bare >= CLI_TARGET_RATIO,
+        "cli_ge_bare_keras": cli_rate / bare >= CLI_TARGET_RATIO,
     }
 
 
@@ -183,7 +190,12 @@ def table(result: dict) -> benchlib.Table:
     if "full_resolution_images" in measured:
         rows += latency_rows("full resolution", measured["full_resolution_images"])
     rows += [
-        ("Predictor.predict on a folder, images/s", rates["predictor_images_per_s"], ""),
+        (
+            "Predictor.predict on a folder, images/s",
+            rates["predictor_images_per_s"],
+            f"{met['predictor_ratio_to_bare_keras']:.2f} x bare Keras; "
+            f"target >= {PREDICTOR_TARGET_RATIO}",
+        ),
         ("bare model.predict on arrays, images/s", rates["bare_keras_images_per_s"], "ceiling"),
         (
             "Predictor.predict_arrays on arrays, images/s",
@@ -205,7 +217,7 @@ def table(result: dict) -> benchlib.Table:
 def arguments() -> argparse.ArgumentParser:
     parser = benchlib.argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=40, help="latency samples")
-    parser.add_argument("--images", type=int, default=256, help="images for throughput")
+    parser.add_argument("--images", type=int, default=512, help="images for throughput")
     parser.add_argument("--repeats", type=int, default=5, help="throughput runs")
     parser.add_argument("--cli-runs", type=int, default=3, help="command-line runs")
     return parser

@@ -1,8 +1,9 @@
-"""Inference on uploaded X-rays: the prediction with its Grad-CAM, the overlay, the batch table.
+"""Inference on uploaded X-rays: the prediction, its Grad-CAM on request, the batch table.
 
 Uploads stay in memory (bytes only; nothing is written to disk). A prediction is cached per
 file name, bytes, model file version and threshold, for a bounded number of uploads and a
-bounded time. It carries the SHA-256 of the upload's bytes, which the audit trail records
+bounded time. Grad-CAM runs only for an image whose heatmap is shown (`heatmap`), and is
+cached the same way. It carries the SHA-256 of the upload's bytes, which the audit trail records
 (`audit_log.record_prediction`) instead of the file's name.
 """
 
@@ -42,7 +43,8 @@ class ImagePrediction:
         error: A one-line reason when the file could not be read, else None.
         image: The decoded image for display, float32 (H, W) in [0, 1] (longer side at most
             `predict.DISPLAY_SIZE`), or None.
-        heatmap: Grad-CAM at display size, float32 (H, W) in [0, 1], or None.
+        model_input: The model's input, float32 (S, S, 1), for Grad-CAM on request
+            (`heatmap`), or None.
         is_dicom: Whether the file is DICOM.
         ood: True when the image is not a chest X-ray or is outside the model's validated
             use: the probability is shown but must not be relied on.
@@ -59,12 +61,14 @@ class ImagePrediction:
     threshold: float
     error: str | None
     image: np.ndarray | None
-    heatmap: np.ndarray | None
+    model_input: np.ndarray | None
     is_dicom: bool
     ood: bool = False
     ood_reason: str | None = None
     image_sha256: str = ""
     frame_note: str | None = None
+    model_path: str = ""  # the model file and its version (`cache.file_signature`) it came
+    model_signature: str = ""  # from, so that its Grad-CAM comes from the same model
 
     @property
     def is_not_a_chest_xray(self) -> bool:
@@ -115,8 +119,8 @@ def _named_buffer(content: bytes, file_name: str) -> io.BytesIO:
     return buffer
 
 
-# Bounded: each entry holds a display image and a heatmap (up to 512 x 512, a few MB), and old
-# uploads leave memory after UPLOAD_CACHE_TTL even when the cache is not full.
+# Bounded: each entry holds a display image (up to 512 x 512, 1 MB), and old uploads leave
+# memory after UPLOAD_CACHE_TTL even when the cache is not full.
 @st.cache_data(show_spinner=False, max_entries=UPLOAD_CACHE_ENTRIES, ttl=UPLOAD_CACHE_TTL)
 def _predict_bytes_cached(
     file_name: str, content: bytes, model_path: str, signature: str, threshold: float | None
@@ -126,7 +130,8 @@ def _predict_bytes_cached(
         predictor = predictor.with_threshold(threshold)
     image_sha256 = audit.sha256_of_bytes(content)
     try:
-        explained = predictor.explain(_named_buffer(content, file_name), name=file_name)
+        buffer = _named_buffer(content, file_name)
+        explained = predictor.explain(buffer, name=file_name, with_heatmap=False)
     except imaging.ImageReadError as error:
         reason = text.describe_error(error)
         return _failed_prediction(file_name, predictor.threshold, reason, image_sha256)
@@ -138,12 +143,40 @@ def _predict_bytes_cached(
         threshold=result.threshold,
         error=None,
         image=explained.image,
-        heatmap=explained.heatmap,
+        model_input=explained.model_input,
         is_dicom=explained.info.format == "DICOM",
         ood=result.ood,
         ood_reason=result.ood_reason,
         image_sha256=image_sha256,
         frame_note=explained.info.frame_note,
+        model_path=model_path,
+        model_signature=signature,
+    )
+
+
+# Keyed by the model file version and the upload's bytes (its SHA-256); the model input, made
+# from those bytes, is passed unhashed (the leading underscore).
+@st.cache_data(show_spinner=False, max_entries=UPLOAD_CACHE_ENTRIES, ttl=UPLOAD_CACHE_TTL)
+def _heatmap_cached(
+    model_path: str, signature: str, image_sha256: str, shape: tuple, _model_input: np.ndarray
+) -> np.ndarray:
+    predictor = cache.cached_predictor(model_path, signature)
+    return imaging.resize_array(predictor.grad_cam(_model_input), shape)
+
+
+def heatmap(prediction: ImagePrediction) -> np.ndarray:
+    """The Grad-CAM of a successful prediction at its display image's size, computed on the
+    first call (only for an image whose heatmap is shown) and cached.
+
+    Returns:
+        float32 (H, W) in [0, 1], higher where the PNEUMONIA score rose most.
+    """
+    return _heatmap_cached(
+        prediction.model_path,
+        prediction.model_signature,
+        prediction.image_sha256,
+        tuple(prediction.image.shape),
+        prediction.model_input,
     )
 
 
@@ -163,7 +196,7 @@ def predict_upload(
             file's own, or with no `model_path`, the active version's site operating point.
 
     Returns:
-        The prediction with its image and Grad-CAM heatmap, or the reason it failed.
+        The prediction with its display image (Grad-CAM: `heatmap`), or the reason it failed.
     """
     if not model_path:
         resolved = models.resolved_model()
@@ -201,7 +234,7 @@ def overlay(prediction: ImagePrediction, opacity: float) -> np.ndarray:
     Returns:
         uint8 RGB array (H, W, 3).
     """
-    return overlay_image(prediction.image, prediction.heatmap, opacity)
+    return overlay_image(prediction.image, heatmap(prediction), opacity)
 
 
 def dicom_header(content: bytes) -> dict[str, str]:

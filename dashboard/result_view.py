@@ -1,6 +1,7 @@
 """One image's result as Predict and the Worklist show it: the image, the Grad-CAM overlay with
-its opacity slider, the probability against the threshold, the OOD warning, and the DICOM
-header only once asked for (layout only; the result comes from `inference.predict_upload`)."""
+its opacity slider (Grad-CAM computed when shown), the probability against the threshold, the
+OOD warning, and the DICOM header only once asked for (layout only; the result comes from
+`inference.predict_upload`)."""
 
 import streamlit as st
 
@@ -8,13 +9,18 @@ from dashboard import inference, layout
 
 
 @st.fragment
-def heatmap_overlay(prediction: inference.ImagePrediction, key: str) -> None:
-    """Show the Grad-CAM overlay with its own opacity slider (reruns only this fragment).
+def heatmap_overlay(prediction: inference.ImagePrediction, key: str, shown: bool = True) -> None:
+    """The Grad-CAM overlay with its own opacity slider, behind a toggle (reruns only this
+    fragment); Grad-CAM runs only once the heatmap is shown.
 
     Args:
         prediction: A successful prediction.
-        key: A unique key for the slider.
+        key: A unique key for the toggle and the slider.
+        shown: Whether the toggle starts on.
     """
+    if not st.toggle("Show Grad-CAM heatmap", value=shown, key=f"heatmap_{key}"):
+        st.caption("Grad-CAM (where the model saw pneumonia) is computed when shown.")
+        return
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"opacity_{key}")
     st.image(inference.overlay(prediction, opacity), caption="Grad-CAM", width="stretch")
 
@@ -45,6 +51,7 @@ def render_prediction(
     content: bytes,
     key: str,
     audit_notice: str | None = None,
+    show_heatmap: bool = True,
 ) -> None:
     """Show one image's result: image, probability against the threshold, label, Grad-CAM
     (for an image that is not a chest X-ray: no result, the probability behind an expander).
@@ -54,6 +61,7 @@ def render_prediction(
         content: The uploaded bytes (for the DICOM header on request).
         key: A unique key for this file's widgets.
         audit_notice: A one-line notice when recording it in the audit trail failed.
+        show_heatmap: Whether its Grad-CAM shows at once (else on the toggle, computed then).
     """
     with st.container(border=True):
         st.subheader(prediction.file_name)
@@ -75,7 +83,7 @@ def render_prediction(
             columns = st.columns([1, 1, 1])
             columns[0].image(prediction.image, caption="image", width="stretch", clamp=True)
             with columns[1]:
-                heatmap_overlay(prediction, key)
+                heatmap_overlay(prediction, key, show_heatmap)
             with columns[2]:
                 layout.probability_block(prediction, key)
         if prediction.is_dicom:

@@ -120,8 +120,12 @@ for index, upload in enumerate(uploads):
         prediction, model_version=resolved.label, model_sha256=model_sha256
     )
     notice = audit_log.audit_notice(recorded)
-    result_view.render_prediction(
-        prediction, content, key=f"{index}_{upload.file_id}", audit_notice=notice
+    result_view.render_prediction(  # Grad-CAM at once for the first image, the rest on request
+        prediction,
+        content,
+        key=f"{index}_{upload.file_id}",
+        audit_notice=notice,
+        show_heatmap=not results[:-1],
     )
     if progress is not None:
         progress.progress(

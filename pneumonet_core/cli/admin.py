@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 from pneumonet_core.governance import audit
 from pneumonet_core.utils import config
@@ -62,31 +61,32 @@ def describe_model(predictor) -> str:
     return line
 
 
-def audit_prediction(predictor, model_sha256: str, path: Path, prediction) -> audit.AuditResult:
-    """Record one `pneumonet predict` result: the image's SHA-256, never its name or pixels.
+def audit_predictions(predictor, model_sha256: str, results: list) -> list[audit.AuditResult]:
+    """Record a batch of `pneumonet predict` results in one audit write (images by SHA-256).
 
     Args:
-        predictor: The `predict.Predictor` that made it.
+        predictor: The `predict.Predictor` that made them.
         model_sha256: The SHA-256 of its model file (hashed once per command).
-        path: The image file (hashed here).
-        prediction: Its `predict.Prediction` (not an unreadable file's).
+        results: `(path, prediction)` pairs of readable images (hashed here).
 
     Returns:
-        The `audit.AuditResult`; a file gone since it was predicted is a failed write too.
+        One `audit.AuditResult` per pair, in order; a file gone since it was predicted fails
+        alone, a failed write fails the whole batch.
     """
-    try:
-        image_sha256 = audit.sha256_of_file(path)
-    except OSError as error:
-        return audit.AuditResult(False, error=f"{type(error).__name__}: {error}")
     from pneumonet_core.governance import audited
 
-    return audited.record_prediction(
-        prediction,
-        source="cli:predict",
-        model_version=predictor.model_label,
-        model_sha256=model_sha256,
-        image_sha256=image_sha256,
+    outcomes: list[audit.AuditResult | None] = []
+    hashed = []
+    for path, prediction in results:
+        try:
+            hashed.append((prediction, audit.sha256_of_file(path)))
+            outcomes.append(None)
+        except OSError as error:
+            outcomes.append(audit.AuditResult(False, error=f"{type(error).__name__}: {error}"))
+    written = audited.record_predictions(
+        hashed, source="cli:predict", model_version=predictor.model_label, model_sha256=model_sha256
     )
+    return [written if outcome is None else outcome for outcome in outcomes]
 
 
 def audited_train(train_config, **options):

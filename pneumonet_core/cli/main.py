@@ -137,6 +137,7 @@ def _print_metrics(folder: Path, model: str, metrics: dict) -> None:
 
 def cmd_predict(args) -> int:
     from pneumonet_core.inference.predict import expand_inputs
+    from pneumonet_core.inference.streaming import batched
 
     files = expand_inputs(args.files)
     if not files:
@@ -150,32 +151,40 @@ def cmd_predict(args) -> int:
     if not args.json:
         print(f"# {INTENDED_USE}")
     predictions = predictor.iter_predict([str(f) for f in files], batch_size=args.batch_size)
-    for path, prediction in zip(files, predictions, strict=True):
-        progress.update(1)
-        failures += prediction.error is not None
-        if prediction.error is None:  # an unreadable file gave no prediction to record
-            recorded = admin_cli.audit_prediction(predictor, model_sha256, path, prediction)
-            audit_failures += not recorded.ok
-            first_audit_error = first_audit_error or recorded.error
-        if args.json:
-            emit(json.dumps(prediction.to_dict()))
-        elif prediction.error:
-            emit(f"{prediction.file}\terror: {prediction.error}")
-        elif prediction.is_not_a_chest_xray:  # no label, not even a hedged one
-            emit(f"{prediction.file}\tno result: {prediction.ood_reason}")
-        elif prediction.ood:
-            output = f"model output {prediction.label} p={prediction.probability:.4f}"
-            emit(f"{prediction.file}\t{prediction.ood_reason}\t({output})")
-        else:
-            emit(
-                f"{prediction.file}\t{prediction.label}\tp={prediction.probability:.4f}"
-                f"\t(threshold {prediction.threshold:.3f})"
-            )
+    results = zip(files, predictions, strict=True)
+    for batch in batched(results, args.batch_size):  # one audit write per batch, then its lines
+        readable = [(path, prediction) for path, prediction in batch if prediction.error is None]
+        recorded = admin_cli.audit_predictions(predictor, model_sha256, readable)
+        audit_failures += sum(not result.ok for result in recorded)
+        first_audit_error = first_audit_error or next(
+            (result.error for result in recorded if not result.ok), None
+        )
+        for _, prediction in batch:
+            progress.update(1)
+            failures += prediction.error is not None
+            emit(_result_line(prediction, args.json))
     progress.close()
     if audit_failures:
         what = f"{audit_failures} of {len(files)} predictions (shown above)"
         report_audit_failure(audit.AuditResult(False, error=first_audit_error), what)
     return 1 if failures else 0
+
+
+def _result_line(prediction, as_json: bool) -> str:
+    """One `pneumonet predict` output line: JSON, or tab-separated text."""
+    if as_json:
+        return json.dumps(prediction.to_dict())
+    if prediction.error:
+        return f"{prediction.file}\terror: {prediction.error}"
+    if prediction.is_not_a_chest_xray:  # no label, not even a hedged one
+        return f"{prediction.file}\tno result: {prediction.ood_reason}"
+    if prediction.ood:
+        output = f"model output {prediction.label} p={prediction.probability:.4f}"
+        return f"{prediction.file}\t{prediction.ood_reason}\t({output})"
+    return (
+        f"{prediction.file}\t{prediction.label}\tp={prediction.probability:.4f}"
+        f"\t(threshold {prediction.threshold:.3f})"
+    )
 
 
 TENSORFLOW_COMMANDS = (

@@ -86,23 +86,7 @@ def build_augmentation(config: AugmentationConfig, *, seed: int = 42):
     layers = []
     if config.horizontal_flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if config.crop_area < 1.0:
-        from pneumonet_core.data.augment_layers import RandomResizedCrop
-
-        layers.append(RandomResizedCrop(config.crop_area, seed=seed + 2))
-    if config.rotation_degrees or config.zoom or config.translation:
-        from pneumonet_core.data.augment_layers import RandomAffine
-
-        # One fused warp instead of RandomRotation + RandomZoom + RandomTranslation.
-        layers.append(
-            RandomAffine(
-                config.rotation_degrees,
-                config.zoom,
-                config.translation,
-                fill_mode="nearest",
-                seed=seed + 1,
-            )
-        )
+    layers += _geometric_layers(config, seed)
     if config.contrast:
         layers.append(
             keras.layers.RandomContrast(config.contrast, value_range=(0.0, 1.0), seed=seed + 4)
@@ -111,6 +95,27 @@ def build_augmentation(config: AugmentationConfig, *, seed: int = 42):
     if not layers:
         return None
     return keras.Sequential(layers, name="augmentation")
+
+
+def _geometric_layers(config: AugmentationConfig, seed: int) -> list:
+    """The random resized crop and the rotation, zoom and shift, as one warp when both are on
+    (`RandomCropThenAffine`): each image is interpolated once."""
+    from pneumonet_core.data.augment_layers import (
+        RandomAffine,
+        RandomCropThenAffine,
+        RandomResizedCrop,
+    )
+
+    crop = RandomResizedCrop(config.crop_area, seed=seed + 2) if config.crop_area < 1.0 else None
+    affine = None
+    if config.rotation_degrees or config.zoom or config.translation:
+        # One fused warp instead of RandomRotation + RandomZoom + RandomTranslation.
+        affine = RandomAffine(
+            config.rotation_degrees, config.zoom, config.translation, "nearest", seed=seed + 1
+        )
+    if crop is not None and affine is not None:
+        return [RandomCropThenAffine(crop, affine)]
+    return [layer for layer in (crop, affine) if layer is not None]
 
 
 def _photometric_layers(config: AugmentationConfig, seed: int) -> list:

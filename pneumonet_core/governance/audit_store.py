@@ -30,13 +30,14 @@ SQLITE_TRIGGERS = (  # re-created at every write: a dropped trigger is back at t
 SEQUENCE = "pg_get_serial_sequence('entries', 'id')"
 
 
-def insert(engine: sqlalchemy.Engine, row: dict[str, Any], fields: tuple[str, ...]) -> int:
-    """Commit `row` chained to the last entry; return its id."""
+def insert(engine: sqlalchemy.Engine, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> int:
+    """Commit the rows in one transaction, each chained to the entry before; return the last
+    one's id."""
     with database.transaction(engine, lock=AUDIT_LOCK) as connection:
         if not database.is_postgresql(connection):
             _migrate_to_chain(connection, fields)
         schema.create_tables(connection, schema.AUDIT_TABLES)
-        return append_in(connection, row)
+        return [append_in(connection, row) for row in rows][-1]
 
 
 def append_in(connection: sqlalchemy.Connection, row: dict[str, Any]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,39 @@ def record_prediction(
         ood=prediction.ood,
         details=details,
     )
+
+
+def record_predictions(
+    hashed_predictions: Sequence[tuple[Any, str]],
+    *,
+    source: str,
+    model_version: str,
+    model_sha256: str,
+    email: str | None = None,
+) -> audit.AuditResult:
+    """Record a batch of predictions in one write (`audit.record_many`: all or none).
+
+    Args:
+        hashed_predictions: `(prediction, image_sha256)` pairs, as `record_prediction` takes.
+        source, model_version, model_sha256, email: As `record_prediction`.
+    """
+    entries = [
+        {
+            "action": "predict",
+            "source": source,
+            "user": email,
+            "model_version": model_version,
+            "model_sha256": model_sha256,
+            "image_sha256": image_sha256,
+            "probability": prediction.probability,
+            "label": prediction.label,
+            "threshold": prediction.threshold,
+            "ood": prediction.ood,
+        }
+        for prediction, image_sha256 in hashed_predictions
+    ]
+    try:
+        return audit.record_many(entries)
+    except ValueError as error:
+        LOGGER.warning("audit write failed (predict from %s): %s", source, error)
+        return audit.AuditResult(False, error=f"ValueError: {error}")

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from pneumonet_core.imaging import (
-    IMAGE_SUFFIXES,
     ImageInfo,
     ImageReadError,
     ImageSource,
@@ -27,9 +26,13 @@ from pneumonet_core.imaging import (
 from pneumonet_core.imaging.preprocessing import preprocess_image, resize_array, resize_image
 from pneumonet_core.inference import ood
 from pneumonet_core.inference.chest_likeness import looks_like_chest
+from pneumonet_core.inference.streaming import DRAFT_FACTOR, prefetched_batches
+from pneumonet_core.inference.streaming import expand_inputs as expand_inputs  # re-exported
 from pneumonet_core.models.modelio import ModelLoadError, load_model
 from pneumonet_core.utils import config
 
+# A decoded model input, its simple OOD reason (or None), and whether it looks like a chest.
+PreparedInput = tuple[np.ndarray, str | None, bool]
 DISPLAY_SIZE = 512  # longest side, in pixels, of the image `Predictor.explain` returns
 
 
@@ -83,14 +86,17 @@ class Explanation:
         image: The decoded image for display, float32 (h, w) in [0, 1]: the original's aspect
             ratio, its longer side at most `display_size` pixels (never enlarged).
         heatmap: Grad-CAM of the evidence for PNEUMONIA at the display image's size, float32
-            (h, w) in [0, 1]; higher where the PNEUMONIA score rose most.
+            (h, w) in [0, 1]; higher where the PNEUMONIA score rose most. None when not asked
+            for (`explain(..., with_heatmap=False)`; `grad_cam(model_input)` gives it later).
         info: What decoding learned about the original file (format, size, DICOM tags...).
+        model_input: The model's input, float32 (S, S, 1) in [0, 1].
     """
 
     prediction: Prediction
     image: np.ndarray
-    heatmap: np.ndarray
+    heatmap: np.ndarray | None
     info: ImageInfo
+    model_input: np.ndarray | None = None
 
 
 def missing_model_message(path: Path) -> str:
@@ -231,12 +237,18 @@ class Predictor:
         return np.concatenate(outputs) if outputs else np.zeros(0, dtype=np.float32)
 
     def predict_arrays_with_ood(
-        self, images: np.ndarray, batch_size: int = 32
+        self,
+        images: np.ndarray,
+        batch_size: int = 32,
+        chest_like: Sequence[bool] | None = None,
     ) -> tuple[np.ndarray, list[str | None]]:
         """Probabilities and feature-distance OOD reasons for preprocessed images.
 
         Args:
             images: float32 (n, S, S, 1) in [0, 1].
+            batch_size: Images per model call.
+            chest_like: `looks_like_chest` of each image when the caller has it already
+                (computed here otherwise).
 
         Returns:
             `(probabilities (n,), reasons)`: a reason (str) per image whose features are far
@@ -247,13 +259,14 @@ class Predictor:
             return probabilities, [None] * len(probabilities)
         images = np.asarray(images, dtype=np.float32)
         self._check_batch_shape(images)
+        if chest_like is None:
+            chest_like = [looks_like_chest(image) for image in images]
         probabilities, reasons = [], []
         for start in range(0, len(images), batch_size):
             output, features = self._forward_with_features(images[start : start + batch_size])
             probabilities.append(np.asarray(output).reshape(-1))
-            batch = images[start : start + batch_size]
-            chest_like = [looks_like_chest(image) for image in batch]
-            reasons += self.ood_statistics.reasons(np.asarray(features), chest_like)
+            witnesses = chest_like[start : start + batch_size]
+            reasons += self.ood_statistics.reasons(np.asarray(features), witnesses)
         joined = np.concatenate(probabilities) if probabilities else np.zeros(0, np.float32)
         return joined, reasons
 
@@ -265,10 +278,15 @@ class Predictor:
             info: From `imaging.read_image_with_info`.
             name: File name shown in the result.
         """
-        return next(self._finish([(name, (model_input, ood.simple_check(model_input, info)))]))
+        checked = (model_input, ood.simple_check(model_input, info), looks_like_chest(model_input))
+        return next(self._finish([(name, checked)]))
 
     def explain(
-        self, source: ImageSource, name: str | None = None, display_size: int = DISPLAY_SIZE
+        self,
+        source: ImageSource,
+        name: str | None = None,
+        display_size: int = DISPLAY_SIZE,
+        with_heatmap: bool = True,
     ) -> Explanation:
         """Predict one image and explain it with Grad-CAM, decoding and preprocessing it once.
 
@@ -276,6 +294,7 @@ class Predictor:
             source: A path, bytes or binary file object, as `predict` accepts.
             name: File name shown in the result (default: as `predict` names it).
             display_size: Longest side of the returned display image in pixels, at least 1.
+            with_heatmap: False skips Grad-CAM (the `heatmap` is None), e.g. until it is shown.
 
         Returns:
             The prediction (probability, label and both OOD checks, as `predict` gives them),
@@ -293,8 +312,8 @@ class Predictor:
         model_input = resize_image(gray, self.image_size)
         prediction = self.assess(model_input, info, name)
         image = _fit_within(gray, display_size)
-        heatmap = resize_array(self.grad_cam(model_input), image.shape)
-        return Explanation(prediction=prediction, image=image, heatmap=heatmap, info=info)
+        heatmap = resize_array(self.grad_cam(model_input), image.shape) if with_heatmap else None
+        return Explanation(prediction, image, heatmap, info, model_input)
 
     def _check_batch_shape(self, images: np.ndarray) -> None:
         expected = (self.image_size, self.image_size, 1)
@@ -316,32 +335,36 @@ class Predictor:
         names: Iterable[str] | None = None,
         batch_size: int = 32,
     ) -> Iterator[Prediction]:
-        """Stream predictions batch by batch, so memory stays bounded for large folders."""
-        names = iter(names) if names is not None else None
-        pending: list[tuple[str, tuple[np.ndarray, str | None] | str]] = []
-        for source in sources:
-            name = next(names) if names is not None else _display_name(source)
-            pending.append((name, self._try_preprocess(source)))
-            if len(pending) == batch_size:
-                yield from self._finish(pending)
-                pending = []
-        yield from self._finish(pending)
+        """Stream predictions batch by batch, so memory stays bounded for large folders.
 
-    def _try_preprocess(self, source: ImageSource) -> tuple[np.ndarray, str | None] | str:
-        """(model input, simple OOD reason or None), or the one-line error message."""
+        Images are decoded in a thread pool, the next batch while the model runs on the
+        current one (`streaming.prefetched_batches`); a large JPEG is decoded straight at a
+        reduced scale that keeps at least `streaming.DRAFT_FACTOR` times the model's input.
+        """
+        if names is None:
+            named = ((_display_name(source), source) for source in sources)
+        else:
+            named = zip(names, sources, strict=False)  # as many as the shorter, as before
+        for batch in prefetched_batches(named, batch_size, self._try_preprocess):
+            yield from self._finish(batch)
+
+    def _try_preprocess(self, source: ImageSource) -> PreparedInput | str:
+        """(model input, simple OOD reason or None, chest-like), or the one-line error."""
         try:
-            gray, info = read_image_with_info(source)
+            gray, info = read_image_with_info(source, min_side=DRAFT_FACTOR * self.image_size)
         except ImageReadError as error:
             return str(error)
         model_input = resize_image(gray, self.image_size)
-        return model_input, ood.simple_check(model_input, info)
+        return model_input, ood.simple_check(model_input, info), looks_like_chest(model_input)
 
-    def _finish(
-        self, pending: list[tuple[str, tuple[np.ndarray, str | None] | str]]
-    ) -> Iterator[Prediction]:
-        arrays = [item[0] for _, item in pending if not isinstance(item, str)]
+    def _finish(self, pending: list[tuple[str, PreparedInput | str]]) -> Iterator[Prediction]:
+        prepared = [item for _, item in pending if not isinstance(item, str)]
         probabilities, feature_reasons = (
-            self.predict_arrays_with_ood(np.stack(arrays)) if arrays else ([], [])
+            self.predict_arrays_with_ood(
+                np.stack([item[0] for item in prepared]), chest_like=[item[2] for item in prepared]
+            )
+            if prepared
+            else ([], [])
         )
         results = iter(zip(probabilities, feature_reasons, strict=True))
         for name, item in pending:
@@ -374,16 +397,3 @@ def _fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
     if scale == 1.0:
         return image.astype(np.float32)
     return resize_array(image, (max(1, round(height * scale)), max(1, round(width * scale))))
-
-
-def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files as given, and the image files found (recursively, sorted) in given folders."""
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files += sorted(
-                p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-        else:
-            files.append(item)
-    return files

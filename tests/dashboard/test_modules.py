@@ -58,7 +58,7 @@ def _prediction(
         threshold=0.5,
         error=error,
         image=None,
-        heatmap=None,
+        model_input=None,
         is_dicom=False,
         ood=ood_reason is not None,
         ood_reason=ood_reason,

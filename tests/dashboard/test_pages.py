@@ -358,6 +358,30 @@ def test_opacity_slider_redraws_the_overlay(dashboard_env, monkeypatch):
     assert np.abs(after.astype(int) - before.astype(int)).mean() > 1.0
 
 
+def test_grad_cam_runs_for_the_first_image_and_the_others_on_request(dashboard_env, monkeypatch):
+    from dashboard import inference
+
+    computed = []  # file names whose Grad-CAM the page asked for
+    original = inference.heatmap
+
+    def recording_heatmap(prediction):
+        computed.append(prediction.file_name)
+        return original(prediction)
+
+    monkeypatch.setattr(inference, "heatmap", recording_heatmap)
+    app = open_page("predict")
+    uploads = [("a.png", png_bytes(seed=1), "image/png"), ("b.png", png_bytes(seed=2), "image/png")]
+    app.file_uploader[0].set_value(uploads).run()
+    assert not app.exception, app.exception
+    assert set(computed) == {"a.png"}
+    toggles = [toggle for toggle in app.toggle if toggle.label == "Show Grad-CAM heatmap"]
+    assert [toggle.value for toggle in toggles] == [True, False]
+    toggles[1].set_value(True).run()
+    assert not app.exception, app.exception
+    assert "b.png" in computed
+    assert [slider.label for slider in app.slider] == ["Heatmap opacity"] * 2
+
+
 def _dicom_bytes() -> bytes:
     pydicom = pytest.importorskip("pydicom")
     from pydicom.dataset import FileMetaDataset

@@ -74,6 +74,23 @@ def test_predict_records_each_prediction_and_audit_export_prints_them(
     assert len(exported(capsys, "--since", entries[0]["time"][:10])) == 3
 
 
+def test_predict_writes_one_audit_transaction_per_batch(
+    untrained_model_path, scans, capsys, monkeypatch
+):
+    writes = []
+    original_insert = audit._insert
+    monkeypatch.setattr(
+        audit, "_insert", lambda rows: writes.append(len(rows)) or original_insert(rows)
+    )
+    model = ("--model", str(untrained_model_path))
+    code, out, _ = run(capsys, "predict", str(scans), *model, "--batch-size", "2", "--json")
+    assert code == 1
+    assert len(out.splitlines()) == 4
+    # sorted: broken_patient (unreadable), doe_jane | smith_john_1, smith_john_2
+    assert writes == [1, 2]
+    assert len(exported(capsys)) == 3 and audit.verify_chain().intact
+
+
 def test_audit_export_refuses_a_bad_date_or_format(capsys):
     code, _, err = run(capsys, "audit", "export", "--since", "last tuesday")
     assert code == EXIT_ERROR

@@ -77,8 +77,7 @@ def test_default_augmentation_is_the_shipped_recipes():
     names = [type(layer).__name__ for layer in build_augmentation(AugmentationConfig()).layers]
     assert names == [
         "RandomFlip",
-        "RandomResizedCrop",
-        "RandomAffine",
+        "RandomCropThenAffine",  # the crop and the affine warp, composed: one interpolation
         "RandomContrast",
         "RandomBrightness",
         "RandomGamma",

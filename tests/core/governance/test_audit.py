@@ -474,3 +474,35 @@ def test_two_processes_writing_at_once_both_land(isolated_state):
         (entry["details"]["writer"], entry["details"]["index"]) for entry in audit.read_entries()
     ]
     assert sorted(written) == [(writer, index) for writer in (0, 1) for index in range(count)]
+
+
+# --- a batch in one write ------------------------------------------------------------------
+
+
+def batch_entry(probability: float, **changes) -> dict:
+    entry = {"action": "predict", "source": "cli:predict", "image_sha256": IMAGE_HASH}
+    return {**entry, "probability": probability, "label": "NORMAL", **changes}
+
+
+def test_record_many_writes_a_batch_chained_in_one_transaction(monkeypatch):
+    audit.record("sign_in", source="dashboard:Sign in", user="lead@example.org")
+    writes = []
+    original_insert = audit._insert
+    monkeypatch.setattr(
+        audit, "_insert", lambda rows: writes.append(len(rows)) or original_insert(rows)
+    )
+    result = audit.record_many([batch_entry(0.1), batch_entry(0.2), batch_entry(0.3)])
+
+    assert result.ok and result.entry_id == 4
+    assert writes == [3]  # one transaction, one disk sync
+    entries = audit.read_entries()
+    assert [entry["id"] for entry in entries] == [1, 2, 3, 4]
+    assert [entry["probability"] for entry in entries[1:]] == [0.1, 0.2, 0.3]
+    assert audit.verify_chain().intact
+
+
+def test_record_many_refuses_a_bad_entry_before_writing_any():
+    with pytest.raises(ValueError, match="label must be short well-formed text, never a path"):
+        audit.record_many([batch_entry(0.1), batch_entry(0.2, label="/home/x/scan.png")])
+    assert audit.read_entries() == []
+    assert audit.record_many([]).ok

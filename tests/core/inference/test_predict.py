@@ -209,6 +209,22 @@ def test_explain_gives_the_prediction_of_predict_and_decodes_once(predictor, ima
     assert explained.info.format == "JPEG"
 
 
+def test_explain_without_heatmap_skips_grad_cam_and_keeps_the_prediction(
+    predictor, tmp_path, monkeypatch
+):
+    from PIL import Image
+
+    path = tmp_path / "x.png"
+    Image.fromarray(np.tile(np.arange(60, dtype=np.uint8), (50, 1))).save(path)
+    full = predictor.explain(path)
+    monkeypatch.setattr(type(predictor), "grad_cam", property(lambda self: pytest.fail("ran")))
+    lazy = predictor.explain(path, with_heatmap=False)
+    assert lazy.heatmap is None
+    assert lazy.prediction == full.prediction
+    np.testing.assert_array_equal(lazy.image, full.image)
+    np.testing.assert_array_equal(lazy.model_input, predictor.preprocess(path))
+
+
 def test_explain_shrinks_to_the_display_size_keeping_the_aspect_ratio(predictor, tmp_path):
     from PIL import Image
 

@@ -206,3 +206,36 @@ def test_random_resized_crop_magnifies_a_part_of_the_image():
     np.testing.assert_allclose(np.asarray(layer(columns, training=False)), columns)
     with pytest.raises(ValueError, match="min_area"):
         RandomResizedCrop(0.0)
+
+
+def test_crop_then_affine_composes_the_two_maps_with_the_same_draws():
+    from pneumonet_core.data.augment_layers import RandomCropThenAffine, RandomResizedCrop
+
+    shape = (6, 40, 30, 1)
+    fused = RandomCropThenAffine(
+        RandomResizedCrop(0.3, seed=5), RandomAffine(10, 0.1, 0.05, seed=6)
+    )
+    combined = np.asarray(fused.random_transforms(shape))
+    crop = np.asarray(RandomResizedCrop(0.3, seed=5).random_transforms(shape))
+    affine = np.asarray(RandomAffine(10, 0.1, 0.05, seed=6).random_transforms(shape))
+    for index in range(shape[0]):
+        point = np.array([7.0, 11.0, 1.0])  # an output pixel (x, y)
+        after_affine = affine[index, :6].reshape(2, 3) @ point
+        expected = crop[index, :6].reshape(2, 3) @ np.append(after_affine, 1.0)
+        got = combined[index, :6].reshape(2, 3) @ point
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_crop_then_affine_warps_like_the_two_layers_in_turn():
+    from pneumonet_core.data.augment_layers import RandomCropThenAffine, RandomResizedCrop
+
+    size = 48
+    ramp = np.add.outer(np.linspace(0, 0.5, size), np.linspace(0, 0.5, size)).astype(np.float32)
+    images = np.repeat(ramp[None, :, :, None], 4, axis=0)
+    fused = RandomCropThenAffine(RandomResizedCrop(0.5, seed=1), RandomAffine(5, 0.05, 0.0, seed=2))
+    once = np.asarray(fused(images, training=True))
+    cropped = RandomResizedCrop(0.5, seed=1)(images, training=True)
+    twice = np.asarray(RandomAffine(5, 0.05, 0.0, seed=2)(cropped, training=True))
+    centre = slice(size // 4, 3 * size // 4)  # away from the filled borders
+    np.testing.assert_allclose(once[:, centre, centre], twice[:, centre, centre], atol=2e-3)
+    np.testing.assert_allclose(np.asarray(fused(images, training=False)), images)
