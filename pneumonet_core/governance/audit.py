@@ -22,8 +22,6 @@ import getpass
 import hashlib
 import json
 import logging
-import numbers
-import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -32,21 +30,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from pneumonet_core.governance import audit_chain, audit_spool, audit_store
+from pneumonet_core.governance import audit_chain, audit_spool, audit_store, audit_values
+from pneumonet_core.governance.audit_values import ACTIONS as ACTIONS  # re-exported
+from pneumonet_core.governance.audit_values import TRAINING_ACTIONS as TRAINING_ACTIONS
 from pneumonet_core.storage import database
 from pneumonet_core.utils.config import state_dir
 
 AUDIT_FILE_NAME = "audit.sqlite"
-TRAINING_ACTIONS = ("train_start", "train_stop", "train_end")
-ACTIONS = (
-    "predict",
-    *TRAINING_ACTIONS,
-    "promote",
-    "rollback",
-    "set_threshold",
-    "sign_in",
-    "evaluate",
-)
 FIELDS = (
     "id",
     "time",
@@ -64,12 +54,6 @@ FIELDS = (
 )
 STORED = (*FIELDS, *audit_chain.CHAIN_FIELDS)  # the entry and its place in the hash chain
 EXPORT_FORMATS = ("jsonl", "csv")
-SOURCE_PATTERN = re.compile(r"[a-z][a-z_]*:[A-Za-z0-9_ -]{1,64}")  # "dashboard:Predict"
-SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
-DETAILS_KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
-FORBIDDEN_DETAILS_WORDS = ("file", "path", "patient", "pixel", "dicom")
-MAXIMUM_DETAILS_KEYS = 16
-TEXT_PATTERN = re.compile(r"[^/\\]{1,200}")  # short text, and never a path
 WRITE_ATTEMPTS = 3  # tries of one `record` when the database reports an operational error
 FIRST_BACKOFF_SECONDS = 0.1  # the wait after the first failed try, doubled after each further one
 LOCK_TIMEOUT_SECONDS = 1.0  # how long one try waits for another writer's lock
@@ -216,16 +200,20 @@ def _checked_row(
     return {
         "time": _stored_time(_utc_now()),
         "user": current_user(user),
-        "action": _checked_action(action),
-        "source": _checked_text("source", source, SOURCE_PATTERN),
-        "model_version": _checked_text("model_version", model_version),
-        "model_sha256": _checked_text("model_sha256", model_sha256, SHA256_PATTERN),
-        "image_sha256": _checked_text("image_sha256", image_sha256, SHA256_PATTERN),
-        "probability": _checked_fraction("probability", probability),
-        "label": _checked_text("label", label),
-        "threshold": _checked_fraction("threshold", threshold),
+        "action": audit_values.checked_action(action),
+        "source": audit_values.checked_text("source", source, audit_values.SOURCE_PATTERN),
+        "model_version": audit_values.checked_text("model_version", model_version),
+        "model_sha256": audit_values.checked_text(
+            "model_sha256", model_sha256, audit_values.SHA256_PATTERN
+        ),
+        "image_sha256": audit_values.checked_text(
+            "image_sha256", image_sha256, audit_values.SHA256_PATTERN
+        ),
+        "probability": audit_values.checked_fraction("probability", probability),
+        "label": audit_values.checked_text("label", label),
+        "threshold": audit_values.checked_fraction("threshold", threshold),
         "ood": None if ood is None else int(bool(ood)),  # numpy's bool too
-        "details": None if details is None else _checked_details(details),
+        "details": None if details is None else audit_values.checked_details(details),
     }
 
 
@@ -291,7 +279,7 @@ def read_entries(
         "since": None if since is None else _stored_time(since),
         "until": None if until is None else _stored_time(until),
         "user": user,
-        "action": None if action is None else _checked_action(action),
+        "action": None if action is None else audit_values.checked_action(action),
     }
     filters = {name: value for name, value in filters.items() if value is not None}
     if not _trail_exists():
@@ -356,38 +344,6 @@ def _utc_now() -> datetime:
 def _stored_time(moment: str | datetime) -> str:
     """The fixed-width text stored in `time`, so that text order is time order."""
     return parse_time(moment).isoformat(timespec="microseconds")
-
-
-def _checked_action(action: str) -> str:
-    if action not in ACTIONS:
-        raise ValueError(f"unknown audit action {action!r}; expected one of {ACTIONS}")
-    return action
-
-
-def _checked_text(name: str, value: Any, pattern: re.Pattern = TEXT_PATTERN) -> str | None:
-    if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
-        raise ValueError(f"{name} must be short well-formed text, never a path: {value!r}")
-    return value
-
-
-def _checked_fraction(name: str, value: Any) -> float | None:
-    if value is not None and not (isinstance(value, numbers.Real) and 0 <= float(value) <= 1):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")  # NaN too
-    return None if value is None else float(value)
-
-
-def _checked_details(details: Any) -> str:
-    if not isinstance(details, dict) or len(details) > MAXIMUM_DETAILS_KEYS:
-        raise ValueError(f"details must be a dict of at most 16 values: {details!r}")
-    for key, value in details.items():
-        identifying = any(word in str(key) for word in FORBIDDEN_DETAILS_WORDS)
-        if identifying or not DETAILS_KEY_PATTERN.fullmatch(str(key)):
-            raise ValueError(f"details key must be snake_case and name no file or patient: {key!r}")
-        finite = not isinstance(value, float) or abs(value) < float("inf")  # NaN fails too
-        if not (isinstance(value, str | int | float | None) and finite):  # bool is an int
-            raise ValueError(f"details[{key!r}] must be a string, finite number or bool: {value!r}")
-        _checked_text(f"details[{key!r}]", value if isinstance(value, str) else None)
-    return json.dumps(details, sort_keys=True)
 
 
 def _insert(rows: list[dict[str, Any]]) -> int:
