@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import benchlib
-
 from pneumonet_testing.concurrent_sessions import (
     open_predict,
     start_dashboard,

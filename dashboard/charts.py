@@ -59,10 +59,10 @@ def probability_bar(probability: float, threshold: float) -> go.Figure:
             y=["P(pneumonia)"],
             orientation="h",
             marker_color=colour,
-            hovertemplate="probability %{x:.3f}<extra></extra>",
+            hovertemplate="probability %{x:.0%}<extra></extra>",
         )
     )
-    _add_threshold_line(figure, threshold)
+    _add_threshold_line(figure, threshold, label=f"threshold {threshold:.0%}")  # as Predict says it
     figure.update_xaxes(range=[0, 1], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1])
     figure.update_yaxes(showticklabels=False)
     _style(figure, "", height=170)
@@ -70,14 +70,14 @@ def probability_bar(probability: float, threshold: float) -> go.Figure:
     return figure
 
 
-def _add_threshold_line(figure: go.Figure, threshold: float) -> None:
+def _add_threshold_line(figure: go.Figure, threshold: float, label: str | None = None) -> None:
     """A dashed vertical line at the operating threshold (in [0, 1]), labelled on top."""
     figure.add_vline(
         x=threshold,
         line_width=3,
         line_dash="dash",
         line_color="#1b2a33",
-        annotation_text=f"threshold {threshold:.2f}",
+        annotation_text=label or f"threshold {threshold:.2f}",
         annotation_position="top",
     )
 

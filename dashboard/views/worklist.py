@@ -23,10 +23,14 @@ if not settings.configured:
     st.stop()
 layout.intended_use_note()
 
-left, right = st.columns(2)
+left, right = st.columns([1, 2])
 days = left.number_input("Studies of the last N days", 1, 3650, 30, key="worklist_days")
-statuses = right.multiselect(
-    "AI status", worklist.STATUSES, default=list(worklist.STATUSES), key="worklist_status"
+statuses = right.pills(
+    "AI status",
+    worklist.STATUSES,
+    selection_mode="multi",
+    default=list(worklist.STATUSES),
+    key="worklist_status",
 )
 current = None
 with layout.guard("read the worklist"):
@@ -42,7 +46,8 @@ rows = worklist.filter_rows(current.rows, statuses=statuses)
 if not rows:
     st.info("No studies match these filters.", icon=":material/inbox:")
     st.stop()
-st.caption(f"{len(rows)} studies, the most urgent first: PNEUMONIA, outside validated use, NORMAL.")
+count = f"{len(rows)} study" if len(rows) == 1 else f"{len(rows)} studies"
+st.caption(f"{count}, the most urgent first: PNEUMONIA, outside validated use, NORMAL.")
 table = worklist.rows_table(rows)
 st.dataframe(
     table,

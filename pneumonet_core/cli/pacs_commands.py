@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import date
 
 LIST_COLUMNS = ("reference", "study_date", "modality", "status", "probability", "label", "ood")
+# Text output adds the reason (OOD, skip or failure) as the last column; JSON as "reason".
 
 
 def add_pacs_parser(commands) -> None:
@@ -41,10 +42,9 @@ def cmd_pacs_watch(args) -> int:
         raise ValueError(f"--interval must be positive, got {args.interval!r}")
     settings = _configured(pacs_settings(args.url))
     _log_to_stderr()
-    summary = PacsWorker(settings, lease_s=args.lease).watch(
+    PacsWorker(settings, lease_s=args.lease).watch(
         once=args.once, interval_s=args.interval, since=args.since
-    )
-    print(f"pneumonet pacs: {summary.line()}", file=sys.stderr)
+    )  # each pass ends with one line on stderr ("pass done: ...")
     return 0
 
 
@@ -64,16 +64,23 @@ def cmd_pacs_list(args) -> int:
             f"pneumonet pacs: {worklist.pacs_error}; showing the cached statuses", file=sys.stderr
         )
     columns = LIST_COLUMNS + (("patient_name", "patient_id") if args.show_patient else ())
+    if not args.json:
+        print("\t".join((*columns, "reason")))
     for row in worklist.rows:
         values = _row_values(row, columns)
-        print(json.dumps(values) if args.json else "\t".join(_text(values[key]) for key in columns))
+        print(
+            json.dumps(values)
+            if args.json
+            else "\t".join(_text(value) for value in values.values())
+        )
     return 0
 
 
 def _row_values(row, columns) -> dict:
     values = asdict(row)
-    values["ood"] = row.ood_reason or (row.reason if row.status in ("skipped", "failed") else None)
-    return {key: values.get(key) for key in columns}
+    values["ood"] = None if row.status != "scored" else row.ood_reason is not None
+    values["reason"] = row.ood_reason or row.reason
+    return {key: values.get(key) for key in (*columns, "reason")}
 
 
 def _text(value) -> str:

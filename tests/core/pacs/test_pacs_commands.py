@@ -25,12 +25,26 @@ def test_list_puts_pneumonia_first_and_hides_patients_unless_asked(settings, che
     labels = [row["label"] for row in rows if row["status"] == "scored"]
     assert labels[:2] == ["PNEUMONIA", "PNEUMONIA"] and labels[-1] == "NORMAL"
     assert [row["status"] for row in rows].count("scored") == 4
+    assert all(row["ood"] is False for row in rows if row["status"] == "scored")
     names = {str(dataset(data).PatientName) for data in chest_studies}
     text = json.dumps(rows)
     assert not any(name in text for name in names)
     assert not any(dataset(data).StudyInstanceUID in text for data in chest_studies)
     rows, _ = listed(capsys, "--url", settings.url, "--show-patient")
     assert names <= {row["patient_name"] for row in rows}
+    assert main(["pacs", "list", "--url", settings.url]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split("\t") == [
+        "reference",
+        "study_date",
+        "modality",
+        "status",
+        "probability",
+        "label",
+        "ood",
+        "reason",
+    ]
+    assert len(lines) == len(rows)
 
 
 def test_list_shows_pending_studies_and_the_cached_statuses_when_the_pacs_is_down(
