@@ -184,36 +184,14 @@ def record_many(entries: Sequence[dict[str, Any]]) -> AuditResult:
 
 
 def _checked_row(
-    action: str,
-    *,
-    source: str,
-    user: str | None = None,
-    model_version: str | None = None,
-    model_sha256: str | None = None,
-    image_sha256: str | None = None,
-    probability: float | None = None,
-    label: str | None = None,
-    threshold: float | None = None,
-    ood: bool | None = None,
-    details: dict[str, Any] | None = None,
+    action: str, *, source: str, user: str | None = None, **fields: Any
 ) -> dict[str, Any]:
     return {
         "time": _stored_time(_utc_now()),
         "user": current_user(user),
         "action": audit_values.checked_action(action),
         "source": audit_values.checked_text("source", source, audit_values.SOURCE_PATTERN),
-        "model_version": audit_values.checked_text("model_version", model_version),
-        "model_sha256": audit_values.checked_text(
-            "model_sha256", model_sha256, audit_values.SHA256_PATTERN
-        ),
-        "image_sha256": audit_values.checked_text(
-            "image_sha256", image_sha256, audit_values.SHA256_PATTERN
-        ),
-        "probability": audit_values.checked_fraction("probability", probability),
-        "label": audit_values.checked_text("label", label),
-        "threshold": audit_values.checked_fraction("threshold", threshold),
-        "ood": None if ood is None else int(bool(ood)),  # numpy's bool too
-        "details": None if details is None else audit_values.checked_details(details),
+        **audit_values.checked_fields(fields),
     }
 
 

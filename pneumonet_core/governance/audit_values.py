@@ -61,3 +61,37 @@ def checked_details(details: Any) -> str:
 def checked_sha256(name: str, value: Any) -> str | None:
     """None, or 64 lower-case hexadecimal characters."""
     return checked_text(name, value, SHA256_PATTERN)
+
+
+def checked_flag(name: str, value: Any) -> int | None:
+    """None, or the flag as 0 or 1 (numpy's bool too)."""
+    return None if value is None else int(bool(value))
+
+
+def checked_optional_details(name: str, value: Any) -> str | None:
+    return None if value is None else checked_details(value)
+
+
+# Each optional field of an entry, with the check its value must pass.
+FIELD_CHECKS = {
+    "model_version": checked_text,
+    "model_sha256": checked_sha256,
+    "image_sha256": checked_sha256,
+    "probability": checked_fraction,
+    "label": checked_text,
+    "threshold": checked_fraction,
+    "ood": checked_flag,
+    "details": checked_optional_details,
+}
+
+
+def checked_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Every optional field, checked (None where not given).
+
+    Raises:
+        ValueError: An unknown field or a malformed value.
+    """
+    unknown = sorted(set(fields) - set(FIELD_CHECKS))
+    if unknown:
+        raise ValueError(f"unknown audit fields: {unknown}")
+    return {name: check(name, fields.get(name)) for name, check in FIELD_CHECKS.items()}
