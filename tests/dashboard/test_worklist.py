@@ -34,16 +34,18 @@ def scored_pacs(worklist_env, monkeypatch):
     from pneumonet_core.pacs import PacsWorker, client, pacs_settings
 
     server = start_orthanc(worklist_env / "orthanc")
-    monkeypatch.setenv("PNEUMONET_DICOMWEB_URL", server.dicomweb_url)
-    files = [
-        chest_dicom(path, modality="DX", patient_name=f"Hidden^Name{index}")
-        for index, path in enumerate(chest_images(require_data(), 2))
-    ]
-    connection = client.connect(pacs_settings())
-    connection.store_instances([pydicom.dcmread(io.BytesIO(data)) for data in files])
-    PacsWorker(pacs_settings()).run_pass()
-    yield server
-    server.stop()
+    try:
+        monkeypatch.setenv("PNEUMONET_DICOMWEB_URL", server.dicomweb_url)
+        files = [
+            chest_dicom(path, modality="DX", patient_name=f"Hidden^Name{index}")
+            for index, path in enumerate(chest_images(require_data(), 2))
+        ]
+        connection = client.connect(pacs_settings())
+        connection.store_instances([pydicom.dcmread(io.BytesIO(data)) for data in files])
+        PacsWorker(pacs_settings()).run_pass()
+        yield server
+    finally:
+        server.stop()
 
 
 def test_without_a_pacs_the_page_says_so_in_one_line(worklist_env):

@@ -25,34 +25,36 @@ def pacs_dashboard(tmp_path, server_environment):
     from pneumonet_core.pacs import client, pacs_settings
 
     orthanc = start_orthanc(tmp_path / "orthanc")
-    environment = {
-        **server_environment,
-        "PNEUMONET_HOME": str(tmp_path / "home"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}",
-        "PNEUMONET_DICOMWEB_URL": orthanc.dicomweb_url,
-    }
-    files = [
-        chest_dicom(path, modality="DX", patient_name=f"Hidden^Name{index}")
-        for index, path in enumerate(chest_images(require_data(), 2))
-    ]
-    settings = pacs_settings(orthanc.dicomweb_url)
-    client.connect(settings).store_instances([pydicom.dcmread(io.BytesIO(d)) for d in files])
-    worker = subprocess.run(
-        [sys.executable, "-m", "pneumonet_core.cli", "pacs", "watch", "--once"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert worker.returncode == 0, worker.stderr
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115  (closed below)
-    url, process = start_dashboard(environment, log)
     try:
-        yield url
+        environment = {
+            **server_environment,
+            "PNEUMONET_HOME": str(tmp_path / "home"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}",
+            "PNEUMONET_DICOMWEB_URL": orthanc.dicomweb_url,
+        }
+        files = [
+            chest_dicom(path, modality="DX", patient_name=f"Hidden^Name{index}")
+            for index, path in enumerate(chest_images(require_data(), 2))
+        ]
+        settings = pacs_settings(orthanc.dicomweb_url)
+        client.connect(settings).store_instances([pydicom.dcmread(io.BytesIO(d)) for d in files])
+        worker = subprocess.run(
+            [sys.executable, "-m", "pneumonet_core.cli", "pacs", "watch", "--once"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert worker.returncode == 0, worker.stderr
+        log = open(tmp_path / "server.log", "w")  # noqa: SIM115  (closed below)
+        url, process = start_dashboard(environment, log)
+        try:
+            yield url
+        finally:
+            stop_dashboard(process)
+            log.close()
     finally:
-        stop_dashboard(process)
-        log.close()
-        orthanc.stop()
+        orthanc.stop()  # a failed set-up leaves no server behind either
 
 
 def test_worklist_shows_triage_order_and_opens_a_study_with_its_heatmap(
