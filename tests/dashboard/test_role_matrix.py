@@ -66,7 +66,7 @@ def recorder(monkeypatch):
 
         return record
 
-    outcome = (SimpleNamespace(run_id=None, version="1"), SimpleNamespace(ok=True))
+    outcome = (SimpleNamespace(run_id=None, version="1"), SimpleNamespace(ok=True, pending=False))
     monkeypatch.setattr(jobs, "start_training_job", recording("start"))
     monkeypatch.setattr(jobs, "request_stop", recording("stop"))
     monkeypatch.setattr(training, "job_summary", lambda: None)

@@ -79,7 +79,7 @@ def test_worklist_shows_triage_order_and_opens_a_study_with_its_heatmap(
         assert kinds[0] == "PNEUMONIA" and "NORMAL" in kinds
         page.get_by_role("option").nth(1).click()
         wait_until_idle(page)
-        page.get_by_text("Grad-CAM").first.wait_for()
+        page.get_by_text("Grad-CAM", exact=True).wait_for()  # the overlay's caption
         assert page.locator('[data-testid="stImage"]').count() >= 2
         save_screenshot(page, "worklist")
     finally:
