@@ -13,7 +13,8 @@ WIDTHS = (1280, 1920)
 # How far the element reaching furthest right sticks out of the main area, in CSS pixels.
 # Content inside its own scrolling box (a table's grid, a code block) stays inside that box.
 OVERFLOW_SCRIPT = """() => {
-  const main = document.querySelector('[data-testid="stMain"]');
+  const main = [...document.querySelectorAll('[data-testid="stMain"]')]
+    .find((candidate) => candidate.getBoundingClientRect().width > 0);
   const right = main.getBoundingClientRect().right;
   const clipped = (element) => {
     for (let node = element.parentElement; node && node !== main; node = node.parentElement) {
@@ -38,7 +39,8 @@ OVERFLOW_SCRIPT = """() => {
 WITH_A_WIDE_BLOCK = f"""() => {{
   const block = document.createElement('div');
   block.style.cssText = 'width: 5000px; height: 10px';
-  document.querySelector('[data-testid="stMain"]').appendChild(block);
+  [...document.querySelectorAll('[data-testid="stMain"]')]
+    .find((candidate) => candidate.getBoundingClientRect().width > 0).appendChild(block);
   const measured = ({OVERFLOW_SCRIPT})();
   block.remove();
   return measured;
