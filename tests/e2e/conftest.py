@@ -123,3 +123,12 @@ def page(browser) -> Iterator:
     tab.set_default_timeout(60_000)
     yield tab
     context.close()
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every test in this folder drives a browser: mark it `e2e`, so that
+    `-m "not e2e"` leaves them all out, whether or not the file says so itself."""
+    folder = Path(__file__).resolve().parent
+    for item in items:
+        if folder in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
