@@ -83,7 +83,7 @@ def score_now(study_uid: str):
 
 def patient_fields(study_uid: str) -> dict[str, str]:
     """The study's patient name and ID, read from the PACS only when asked for."""
-    studies = client.find_studies(client.connect(settings()))
+    studies = client.find_studies(client.connect(settings()), study_uid=study_uid)
     for study in studies:
         if client.value(study, "StudyInstanceUID") == study_uid:
             return {

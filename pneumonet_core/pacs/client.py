@@ -97,9 +97,12 @@ def find_instances(client, since: date | None = None) -> list[InstanceRef]:
     ]
 
 
-def find_studies(client, since: date | None = None) -> list[dict]:
-    """The studies on or after `since`, as DICOM JSON objects (patient fields included)."""
+def find_studies(client, since: date | None = None, study_uid: str | None = None) -> list[dict]:
+    """The studies on or after `since` (or the one study `study_uid`), as DICOM JSON objects
+    (patient fields included)."""
     filters = {"StudyDate": f"{since:%Y%m%d}-"} if since else {}
+    if study_uid:
+        filters["StudyInstanceUID"] = study_uid
     return guarded(client.search_for_studies, fields=STUDY_FIELDS, search_filters=filters)
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 from pneumonet_core.governance import audit, audited, registry
 from pneumonet_core.imaging import ImageReadError
@@ -130,7 +131,7 @@ class PacsWorker:
         """One pass over the PACS (or over one study); `PacsUnavailable` is reported, not raised."""
         summary = PassSummary()
         predictor = self.predictor_factory()
-        model_sha256 = audit.sha256_of_file(predictor.path)
+        model_sha256 = model_digest(predictor.path)
         known = {record.sop_uid: record for record in state.records(model_sha256)}
         try:
             references = [
@@ -323,6 +324,17 @@ def _fill(record: state.InstanceRecord, explanation, context: results.ResultCont
 
 
 _PREDICTORS: dict[tuple, Predictor] = {}
+_DIGESTS: dict[tuple, str] = {}
+
+
+def model_digest(path) -> str:
+    """The model file's SHA-256, computed again only when the file changes (not every poll)."""
+    status = Path(path).stat()
+    key = (str(path), status.st_size, status.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS.clear()
+        _DIGESTS[key] = audit.sha256_of_file(path)
+    return _DIGESTS[key]
 
 
 def active_predictor_cached() -> Predictor:
