@@ -425,6 +425,27 @@ for index in range({count}):
 """
 
 
+def write_at_once(count: int, home: Path) -> None:
+    """Two child processes append `count` entries each, starting at the same moment."""
+    writers = [
+        child(WRITER_SCRIPT.format(wait_for_go=True, count=count, writer=writer), home)
+        for writer in (0, 1)
+    ]
+    try:
+        for process in writers:
+            assert process.stdout.readline().strip() == "ready"
+        for process in writers:  # both start writing at the same moment
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        outputs = [process.communicate(timeout=CHILD_TIMEOUT_SECONDS) for process in writers]
+    finally:
+        for process in writers:
+            process.kill()
+            process.wait()
+    for process, (stdout, stderr) in zip(writers, outputs, strict=True):
+        assert process.returncode == 0, stdout + stderr
+
+
 def test_sigkill_loses_no_committed_entry(isolated_state):
     script = WRITER_SCRIPT.format(wait_for_go=False, count=1_000_000, writer=0)
     process = child(script, isolated_state)
@@ -452,24 +473,7 @@ def test_sigkill_loses_no_committed_entry(isolated_state):
 
 def test_two_processes_writing_at_once_both_land(isolated_state):
     count = 30
-    writers = [
-        child(WRITER_SCRIPT.format(wait_for_go=True, count=count, writer=writer), isolated_state)
-        for writer in (0, 1)
-    ]
-    try:
-        for process in writers:
-            assert process.stdout.readline().strip() == "ready"
-        for process in writers:  # both start writing at the same moment
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        outputs = [process.communicate(timeout=CHILD_TIMEOUT_SECONDS) for process in writers]
-    finally:
-        for process in writers:
-            process.kill()
-            process.wait()
-
-    for process, (stdout, stderr) in zip(writers, outputs, strict=True):
-        assert process.returncode == 0, stdout + stderr
+    write_at_once(count, isolated_state)
     written = [
         (entry["details"]["writer"], entry["details"]["index"]) for entry in audit.read_entries()
     ]

@@ -12,7 +12,7 @@ import sqlite3
 from contextlib import closing
 
 import pytest
-from test_audit import CHILD_TIMEOUT_SECONDS, WRITER_SCRIPT, child
+from test_audit import CHILD_TIMEOUT_SECONDS, WRITER_SCRIPT, child, write_at_once
 
 from pneumonet_core.cli import main as cli_main
 from pneumonet_core.governance import audit, audit_chain
@@ -211,24 +211,7 @@ def test_the_chain_survives_sigkill_mid_write(isolated_state):
 
 def test_two_processes_writing_at_once_make_one_chain(isolated_state):
     count = 30
-    writers = [
-        child(WRITER_SCRIPT.format(wait_for_go=True, count=count, writer=writer), isolated_state)
-        for writer in (0, 1)
-    ]
-    try:
-        for process in writers:
-            assert process.stdout.readline().strip() == "ready"
-        for process in writers:
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        outputs = [process.communicate(timeout=CHILD_TIMEOUT_SECONDS) for process in writers]
-    finally:
-        for process in writers:
-            process.kill()
-            process.wait()
-
-    for process, (stdout, stderr) in zip(writers, outputs, strict=True):
-        assert process.returncode == 0, stdout + stderr
+    write_at_once(count, isolated_state)
     report = audit.verify_chain()
     assert report.intact and report.last_id == 2 * count, report.message
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy
-from test_audit import CHILD_TIMEOUT_SECONDS, WRITER_SCRIPT, child
+from test_audit import write_at_once
 
 from pneumonet_core.cli import main as cli_main
 from pneumonet_core.governance import audit
@@ -76,23 +76,7 @@ def test_removing_the_last_entries_is_found(database_engine):
 
 def test_two_processes_writing_at_once_make_one_chain(database_engine, isolated_state):
     count = 40
-    writers = [
-        child(WRITER_SCRIPT.format(wait_for_go=True, count=count, writer=writer), isolated_state)
-        for writer in (0, 1)
-    ]
-    try:
-        for process in writers:
-            assert process.stdout.readline().strip() == "ready"
-        for process in writers:
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        outputs = [process.communicate(timeout=CHILD_TIMEOUT_SECONDS) for process in writers]
-    finally:
-        for process in writers:
-            process.kill()
-            process.wait()
-    for process, (stdout, stderr) in zip(writers, outputs, strict=True):
-        assert process.returncode == 0, stdout + stderr
+    write_at_once(count, isolated_state)
     report = audit.verify_chain()
     assert report.intact, report.message
     assert report.last_id == 2 * count
